@@ -1,0 +1,339 @@
+"""M: the mixture-density recurrent network of World Models (SPEC section 2).
+
+An LSTM over [z_t, a_t] (plus Doom's restart flag) followed by one linear head giving, for every latent dimension
+independently, a 1-D mixture of K Gaussians over z_{t+1} (`carracing/rnn/rnn.py` L120-160), optionally a done
+(restart) logit (`doomrnn/doomrnn.py` L254-416) and a reward prediction (this project's addition, off in the
+paper presets).
+
+Shape letters: B batch, T time, N any batch of single steps, Z latent, A action, H hidden, K mixtures.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+__all__ = [
+    "MDNLoss",
+    "MDNOutput",
+    "MDNRNN",
+    "mdnrnn_loss",
+    "mixture_nll",
+    "paper_parameter_count",
+    "sample_mixture",
+]
+
+State = tuple[Tensor, Tensor]
+"""The LSTM state (h, c), each (B, H)."""
+
+_LOG_SQRT_TWO_PI = 0.5 * math.log(2.0 * math.pi)
+
+
+class MDNOutput(NamedTuple):
+    """M's predictions for the next step; leading dims (...) are (B, T) from `forward`, (N,) from `step`."""
+
+    log_pi: Tensor
+    """(..., Z, K) log mixture weights, normalised over K (log_softmax)."""
+    mu: Tensor
+    """(..., Z, K) component means."""
+    log_sigma: Tensor
+    """(..., Z, K) component log standard deviations, unbounded (no clamp, as the original)."""
+    done_logit: Tensor | None
+    """(...,) logit of "the next frame starts a new episode" (Doom's restart head), when the done head exists."""
+    reward: Tensor | None
+    """(...,) predicted reward, when the reward head exists."""
+
+
+class MDNRNN(nn.Module):
+    """LSTM + mixture density head, with the original's TF-like initialisation.
+
+    Parameter count = the paper's + 4H: PyTorch's LSTM has two bias vectors (bias_ih, bias_hh) where TF's has one.
+    CarRacing (Z=32, A=3, H=256): 422,368 + 1,024. Doom (Z=64, A=1, H=512, restart input, done head):
+    1,678,785 + 2,048. `paper_parameter_count` gives the paper's number.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        action_dim: int,
+        hidden_size: int = 256,
+        num_mixtures: int = 5,
+        restart_input: bool = False,
+        done_head: bool = False,
+        reward_head: bool = False,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("latent_dim", latent_dim),
+            ("action_dim", action_dim),
+            ("hidden_size", hidden_size),
+            ("num_mixtures", num_mixtures),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be positive, got {value}")
+        self.latent_dim = latent_dim
+        self.action_dim = action_dim
+        self.hidden_size = hidden_size
+        self.num_mixtures = num_mixtures
+        self.restart_input = restart_input
+        self.done_head = done_head
+        self.reward_head = reward_head
+
+        # Inputs [z, a] (+ [restart]): 35 for CarRacing, 66 for Doom (`doomrnn/doomrnn.py` L254-300).
+        input_size = latent_dim + action_dim + (1 if restart_input else 0)
+        self.input_size = input_size
+        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+        # The extra columns come first, as Doom's restart logit is column 0 of its 961 outputs.
+        self.num_extra_outputs = int(done_head) + int(reward_head)
+        self.output_layer = nn.Linear(hidden_size, self.num_extra_outputs + latent_dim * num_mixtures * 3)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """TF-like initialisation (PyTorch's LSTM default is uniform(+-1/sqrt(H)) on everything).
+
+        TF's LSTM has one kernel over concat[x, h] of shape [in + H, 4H], glorot-uniform, so both weight_ih and
+        weight_hh get the limit sqrt(6 / ((in + H) + 4H)); its bias is zero and forget_bias = 1.0 is added inside
+        the forget gate's sigmoid (`LayerNormBasicLSTMCell`, SPEC section 2). Here that constant lives in
+        bias_ih's forget-gate slice (PyTorch gate order i, f, g, o), and bias_hh stays zero.
+        """
+        hidden = self.hidden_size
+        limit = math.sqrt(6.0 / (self.input_size + hidden + 4 * hidden))
+        nn.init.uniform_(self.lstm.weight_ih_l0, -limit, limit)
+        nn.init.uniform_(self.lstm.weight_hh_l0, -limit, limit)
+        nn.init.zeros_(self.lstm.bias_ih_l0)
+        nn.init.zeros_(self.lstm.bias_hh_l0)
+        with torch.no_grad():
+            self.lstm.bias_ih_l0[hidden : 2 * hidden].fill_(1.0)
+        nn.init.xavier_uniform_(self.output_layer.weight)
+        nn.init.zeros_(self.output_layer.bias)
+
+    def initial_state(
+        self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        """Zero state (h, c), each (B, H), on the given device/dtype (default: the parameters')."""
+        weight = self.lstm.weight_hh_l0
+        device = weight.device if device is None else device
+        dtype = weight.dtype if dtype is None else dtype
+        h = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
+        return h, torch.zeros_like(h)
+
+    def head(self, h: Tensor) -> MDNOutput:
+        """Mixture (and done / reward) predictions from LSTM outputs.
+
+        Args:
+            h: (..., H) LSTM outputs.
+
+        Returns:
+            MDNOutput with log_pi, mu, log_sigma (..., Z, K) and done_logit, reward (...,) or None.
+        """
+        out = self.output_layer(h)
+        extra, mixture = out[..., : self.num_extra_outputs], out[..., self.num_extra_outputs :]
+        # Rows of 3K per z dimension, split [logpi(K), mu(K), logsigma(K)] as the original's reshape to
+        # [-1, KMIX * 3] and tf.split (`carracing/rnn/rnn.py` L120-149).
+        mixture = mixture.reshape(*h.shape[:-1], self.latent_dim, 3 * self.num_mixtures)
+        log_pi, mu, log_sigma = mixture.split(self.num_mixtures, dim=-1)
+        log_pi = F.log_softmax(log_pi, dim=-1)  # logpi - logsumexp(logpi) in the original
+        done_logit = extra[..., 0] if self.done_head else None
+        reward = extra[..., int(self.done_head)] if self.reward_head else None
+        return MDNOutput(log_pi=log_pi, mu=mu, log_sigma=log_sigma, done_logit=done_logit, reward=reward)
+
+    def _inputs(self, z: Tensor, action: Tensor, restart: Tensor | None) -> Tensor:
+        """Concatenate [z, a] (+ [restart]) along the last dimension, checking the restart flag's presence."""
+        if z.shape[-1] != self.latent_dim or action.shape[-1] != self.action_dim:
+            raise ValueError(
+                f"expected z (..., {self.latent_dim}) and action (..., {self.action_dim}), "
+                f"got {tuple(z.shape)} and {tuple(action.shape)}"
+            )
+        if self.restart_input:
+            if restart is None:
+                raise ValueError("this MDNRNN takes a restart input: pass restart (B, T) or (N,)")
+            return torch.cat([z, action, restart.to(z.dtype).unsqueeze(-1)], dim=-1)
+        if restart is not None:
+            raise ValueError("this MDNRNN has no restart input (restart_input=False): pass restart=None")
+        return torch.cat([z, action], dim=-1)
+
+    def _cell(self, input_gates: Tensor, state: State) -> State:
+        """One LSTM step given the precomputed x @ W_ih^T + b_ih + b_hh; PyTorch gate order i, f, g, o."""
+        h, c = state
+        gates = torch.addmm(input_gates, h, self.lstm.weight_hh_l0.t())
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+    def _input_gates(self, x: Tensor) -> Tensor:
+        """x @ W_ih^T + b_ih + b_hh for all steps at once: (..., in) -> (..., 4H)."""
+        return F.linear(x, self.lstm.weight_ih_l0, self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)
+
+    def forward(
+        self, z: Tensor, action: Tensor, restart: Tensor | None = None, state: State | None = None
+    ) -> tuple[MDNOutput, Tensor, State]:
+        """Run M over sequences with teacher forcing.
+
+        Args:
+            z: (B, T, Z) latents z_t.
+            action: (B, T, A) actions a_t.
+            restart: (B, T) float {0, 1}, 1 on the first frame of an episode; required iff restart_input.
+                Where restart_t > 0.5 the state is reset to zero before step t (`doomrnn/doomrnn.py` L324-348).
+            state: initial (h, c), each (B, H), or None for zeros.
+
+        Returns:
+            (MDNOutput for z_{t+1} with shapes (B, T, Z, K) / (B, T), h_seq (B, T, H), final state (h, c)).
+        """
+        x = self._inputs(z, action, restart)
+        if not self.restart_input:
+            # No resets: PyTorch's fused LSTM over the whole sequence.
+            lstm_state = None if state is None else (state[0].unsqueeze(0), state[1].unsqueeze(0))
+            h_seq, (h, c) = self.lstm(x, lstm_state)
+            return self.head(h_seq), h_seq, (h.squeeze(0), c.squeeze(0))
+
+        # The original's custom unroll: one matmul for the input half of the gates, then per step only
+        # h @ W_hh^T and elementwise ops, with the state zeroed where restart_t > 0.5.
+        assert restart is not None  # checked by _inputs
+        batch, steps = x.shape[0], x.shape[1]
+        if state is None:
+            state = self.initial_state(batch, device=x.device, dtype=x.dtype)
+        input_gates = self._input_gates(x)
+        keep = (restart <= 0.5).to(x.dtype).unsqueeze(-1)  # (B, T, 1): 0 where the state is reset
+        h, c = state
+        outputs = []
+        for t in range(steps):
+            keep_t = keep[:, t]
+            h, c = self._cell(input_gates[:, t], (h * keep_t, c * keep_t))
+            outputs.append(h)
+        h_seq = torch.stack(outputs, dim=1)
+        return self.head(h_seq), h_seq, (h, c)
+
+    def step(
+        self, z: Tensor, action: Tensor, restart: Tensor | None, state: State | None
+    ) -> tuple[MDNOutput, State]:
+        """One step for a batch of independent agents (the dream's and the agent's hot path).
+
+        Args:
+            z: (N, Z) latents z_t.
+            action: (N, A) actions a_t.
+            restart: (N,) float {0, 1} (state reset to zero before the step where > 0.5), or None when
+                restart_input is False.
+            state: (h, c), each (N, H), or None for zeros.
+
+        Returns:
+            (MDNOutput for z_{t+1} with shapes (N, Z, K) / (N,), new state (h, c)).
+        """
+        x = self._inputs(z, action, restart)
+        if state is None:
+            state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
+        h, c = state
+        if restart is not None:
+            keep = (restart <= 0.5).to(x.dtype).unsqueeze(-1)
+            h, c = h * keep, c * keep
+        h, c = self._cell(self._input_gates(x), (h, c))
+        return self.head(h), (h, c)
+
+
+def paper_parameter_count(model: MDNRNN) -> int:
+    """The parameter count as the paper reports it: all parameters minus PyTorch's second LSTM bias (4H).
+
+    TF's LSTM has a single bias vector; `torch.nn.LSTM` has bias_ih and bias_hh, which adds 4H parameters that
+    are redundant (only their sum matters). 422,368 for CarRacing, 1,678,785 for Doom.
+    """
+    return sum(p.numel() for p in model.parameters()) - 4 * model.hidden_size
+
+
+def mixture_nll(log_pi: Tensor, mu: Tensor, log_sigma: Tensor, target: Tensor) -> Tensor:
+    """Mean negative log-likelihood of targets under per-dimension 1-D Gaussian mixtures.
+
+    -log sum_k pi_k N(target_j; mu_k, sigma_k^2), averaged over all leading dimensions and Z
+    (`carracing/rnn/rnn.py` L136-160), computed with logsumexp.
+
+    Args:
+        log_pi: (..., Z, K) normalised log mixture weights.
+        mu: (..., Z, K) means.
+        log_sigma: (..., Z, K) log standard deviations.
+        target: (..., Z) values.
+
+    Returns:
+        Scalar tensor.
+    """
+    standardised = (target.unsqueeze(-1) - mu) * torch.exp(-log_sigma)
+    log_normal = -0.5 * standardised.square() - log_sigma - _LOG_SQRT_TWO_PI
+    return -torch.logsumexp(log_pi + log_normal, dim=-1).mean()
+
+
+class MDNLoss(NamedTuple):
+    """M's total loss and its terms (scalars); done / reward are None when not computed."""
+
+    loss: Tensor
+    z: Tensor
+    done: Tensor | None
+    reward: Tensor | None
+
+
+def mdnrnn_loss(
+    out: MDNOutput,
+    target_z: Tensor,
+    target_done: Tensor | None = None,
+    target_reward: Tensor | None = None,
+    restart_factor: float = 10.0,
+) -> MDNLoss:
+    """z mixture NLL + weighted done BCE + reward MSE.
+
+    The done term is the original's (`doomrnn/doomrnn.py`): mean(w * BCEWithLogits(logit, target)) with
+    w = 1 + (restart_factor - 1) * target, i.e. weight 10 on positives. Each of the done and reward terms is
+    included only when both the head's output and the target are present.
+
+    Args:
+        out: M's output for the sequence, (..., Z, K) / (...,).
+        target_z: (..., Z) next latents z_{t+1}.
+        target_done: (...,) float {0, 1}, 1 where the next frame starts a new episode.
+        target_reward: (...,) rewards r_{t+1}.
+        restart_factor: weight of positive done targets.
+
+    Returns:
+        MDNLoss(loss, z, done, reward).
+    """
+    z_loss = mixture_nll(out.log_pi, out.mu, out.log_sigma, target_z)
+    loss = z_loss
+    done_loss = None
+    if out.done_logit is not None and target_done is not None:
+        target_done = target_done.to(out.done_logit.dtype)
+        weight = 1.0 + (restart_factor - 1.0) * target_done
+        done_loss = F.binary_cross_entropy_with_logits(out.done_logit, target_done, weight=weight)
+        loss = loss + done_loss
+    reward_loss = None
+    if out.reward is not None and target_reward is not None:
+        reward_loss = F.mse_loss(out.reward, target_reward.to(out.reward.dtype))
+        loss = loss + reward_loss
+    return MDNLoss(loss=loss, z=z_loss, done=done_loss, reward=reward_loss)
+
+
+def sample_mixture(out: MDNOutput, temperature: float, generator: torch.Generator | None = None) -> Tensor:
+    """Draw z_{t+1} from M's mixtures at a temperature (`carracing/rnn/rnn.py` L279-297).
+
+    Per z dimension j independently: pi' = softmax(log_pi_j / tau), k_j ~ Categorical(pi') (drawn by inverse
+    CDF as the original's `get_pi_idx`), z_j = mu_{j,k_j} + exp(log_sigma_{j,k_j}) * sqrt(tau) * eps_j.
+    Fully vectorised over all leading dimensions.
+
+    Args:
+        out: MDNOutput with log_pi, mu, log_sigma (..., Z, K).
+        temperature: tau > 0.
+        generator: optional random generator on the tensors' device, for reproducible draws.
+
+    Returns:
+        (..., Z) samples.
+    """
+    if not temperature > 0.0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    mu, log_sigma = out.mu, out.log_sigma
+    probabilities = torch.softmax(out.log_pi / temperature, dim=-1)
+    cumulative = probabilities.cumsum(dim=-1)
+    uniform = torch.rand(mu.shape[:-1] + (1,), generator=generator, device=mu.device, dtype=mu.dtype)
+    # First k with cumulative_k >= u; the clamp guards against the last cumulative sum rounding below u.
+    index = (cumulative < uniform).sum(dim=-1, keepdim=True).clamp_(max=mu.shape[-1] - 1)
+    chosen_mu = mu.gather(-1, index).squeeze(-1)
+    chosen_log_sigma = log_sigma.gather(-1, index).squeeze(-1)
+    eps = torch.randn(chosen_mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return chosen_mu + torch.exp(chosen_log_sigma) * math.sqrt(temperature) * eps
