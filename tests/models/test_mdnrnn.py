@@ -1,0 +1,280 @@
+"""M: parameter counts, head layout, restart unroll, step/forward agreement, loss and sampling (SPEC section 2)."""
+
+import math
+
+import pytest
+import torch
+
+from worldmodels.models.mdnrnn import (
+    MDNRNN,
+    MDNOutput,
+    mdnrnn_loss,
+    mixture_nll,
+    paper_parameter_count,
+    sample_mixture,
+)
+
+
+def count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def carracing() -> MDNRNN:
+    return MDNRNN(latent_dim=32, action_dim=3, hidden_size=256, num_mixtures=5)
+
+
+def doom() -> MDNRNN:
+    return MDNRNN(latent_dim=64, action_dim=1, hidden_size=512, num_mixtures=5, restart_input=True, done_head=True)
+
+
+def test_parameter_counts_are_paper_plus_second_bias() -> None:
+    car = carracing()
+    assert car.lstm.input_size == 35
+    assert count(car) == 422_368 + 1_024
+    assert paper_parameter_count(car) == 422_368
+    model = doom()
+    assert model.lstm.input_size == 66
+    assert model.output_layer.out_features == 961
+    assert count(model) == 1_678_785 + 2_048
+    assert paper_parameter_count(model) == 1_678_785
+
+
+@torch.no_grad()
+def test_tf_like_initialisation() -> None:
+    model = carracing()
+    hidden = 256
+    limit = math.sqrt(6.0 / (35 + hidden + 4 * hidden))
+    for weight in (model.lstm.weight_ih_l0, model.lstm.weight_hh_l0):
+        assert float(weight.abs().max()) <= limit
+        assert float(weight.abs().max()) > 0.95 * limit
+    expected_bias = torch.zeros(4 * hidden)
+    expected_bias[hidden : 2 * hidden] = 1.0  # forget gate (order i, f, g, o)
+    torch.testing.assert_close(model.lstm.bias_ih_l0, expected_bias)
+    assert torch.count_nonzero(model.lstm.bias_hh_l0) == 0
+    assert torch.count_nonzero(model.output_layer.bias) == 0
+    head_limit = math.sqrt(6.0 / (hidden + 480))
+    assert float(model.output_layer.weight.abs().max()) <= head_limit
+
+
+@torch.no_grad()
+def test_head_layout_extra_columns_first_then_rows_of_3k() -> None:
+    latent, mixtures = 3, 2
+    model = MDNRNN(latent, 1, hidden_size=4, num_mixtures=mixtures, done_head=True, reward_head=True)
+    model.output_layer.weight.zero_()
+    bias = torch.arange(2 + latent * mixtures * 3, dtype=torch.float32)
+    model.output_layer.bias.copy_(bias)
+    out = model.head(torch.zeros(7, 4))
+    assert out.done_logit.shape == (7,) and out.reward.shape == (7,)
+    assert float(out.done_logit[0]) == 0.0 and float(out.reward[0]) == 1.0
+    for j in range(latent):
+        row = bias[2 + j * 3 * mixtures : 2 + (j + 1) * 3 * mixtures]
+        torch.testing.assert_close(out.log_pi[0, j], torch.log_softmax(row[:mixtures], 0))
+        torch.testing.assert_close(out.mu[0, j], row[mixtures : 2 * mixtures])
+        torch.testing.assert_close(out.log_sigma[0, j], row[2 * mixtures :])
+    plain = MDNRNN(latent, 1, hidden_size=4, num_mixtures=mixtures).head(torch.zeros(2, 5, 4))
+    assert plain.done_logit is None and plain.reward is None
+    assert plain.mu.shape == (2, 5, latent, mixtures)
+    torch.testing.assert_close(plain.log_pi.exp().sum(-1), torch.ones(2, 5, latent))
+
+
+def small(restart_input: bool, seed: int = 0) -> MDNRNN:
+    torch.manual_seed(seed)
+    model = MDNRNN(4, 2, hidden_size=8, num_mixtures=3, restart_input=restart_input, done_head=restart_input)
+    with torch.no_grad():  # non-trivial biases so that bias handling is exercised
+        model.lstm.bias_ih_l0.normal_()
+        model.lstm.bias_hh_l0.normal_()
+    return model
+
+
+@torch.no_grad()
+def test_restart_unroll_equals_fused_lstm_without_restarts() -> None:
+    model = small(restart_input=True)
+    z, action = torch.randn(3, 6, 4), torch.randn(3, 6, 2)
+    restart = torch.zeros(3, 6)
+    state = (torch.randn(3, 8), torch.randn(3, 8))
+    out, h_seq, (h, c) = model(z, action, restart, state)
+    x = torch.cat([z, action, restart.unsqueeze(-1)], -1)
+    reference, (h_ref, c_ref) = model.lstm(x, (state[0][None], state[1][None]))
+    torch.testing.assert_close(h_seq, reference)
+    torch.testing.assert_close(h, h_ref[0])
+    torch.testing.assert_close(c, c_ref[0])
+    assert out.log_pi.shape == (3, 6, 4, 3) and out.done_logit.shape == (3, 6)
+
+
+@torch.no_grad()
+def test_restart_resets_state_before_the_step() -> None:
+    model = small(restart_input=True)
+    z, action = torch.randn(2, 7, 4), torch.randn(2, 7, 2)
+    restart = torch.zeros(2, 7)
+    restart[0, 3] = 1.0
+    state = (torch.randn(2, 8), torch.randn(2, 8))
+    out, h_seq, final = model(z, action, restart, state)
+    # Row 0 from step 3 on equals the suffix run from a zero state.
+    _, suffix, suffix_final = model(z[:1, 3:], action[:1, 3:], restart[:1, 3:], None)
+    torch.testing.assert_close(h_seq[:1, 3:], suffix)
+    torch.testing.assert_close(final[1][:1], suffix_final[1])
+    # ...and differs from not resetting (so the test can fail).
+    _, no_reset, _ = model(z, action, torch.zeros(2, 7), state)
+    assert not torch.allclose(no_reset[0, 3:], h_seq[0, 3:])
+    # Row 1 has no restart and is unaffected by row 0's.
+    torch.testing.assert_close(h_seq[1], no_reset[1])
+    torch.testing.assert_close(h_seq[0, :3], no_reset[0, :3])
+
+
+@pytest.mark.parametrize("restart_input", [False, True])
+@torch.no_grad()
+def test_step_matches_forward(restart_input: bool) -> None:
+    model = small(restart_input)
+    z, action = torch.randn(3, 5, 4), torch.randn(3, 5, 2)
+    restart = None
+    if restart_input:
+        restart = torch.zeros(3, 5)
+        restart[1, 2] = 1.0
+        restart[2, 0] = 1.0
+    state = (torch.randn(3, 8), torch.randn(3, 8))
+    out, h_seq, final = model(z, action, restart, state)
+    stepped = state
+    for t in range(5):
+        step_out, stepped = model.step(z[:, t], action[:, t], None if restart is None else restart[:, t], stepped)
+        torch.testing.assert_close(stepped[0], h_seq[:, t])
+        for name in ("log_pi", "mu", "log_sigma", "done_logit"):
+            full = getattr(out, name)
+            if full is None:
+                assert getattr(step_out, name) is None
+            else:
+                torch.testing.assert_close(getattr(step_out, name), full[:, t])
+    torch.testing.assert_close(stepped[0], final[0])
+    torch.testing.assert_close(stepped[1], final[1])
+    # Carrying state across chunks equals one long run (Doom's truncated BPTT relies on this).
+    _, first, mid = model(z[:, :2], action[:, :2], None if restart is None else restart[:, :2], state)
+    _, second, _ = model(z[:, 2:], action[:, 2:], None if restart is None else restart[:, 2:], mid)
+    torch.testing.assert_close(torch.cat([first, second], 1), h_seq)
+
+
+def test_restart_argument_is_checked() -> None:
+    with pytest.raises(ValueError):
+        small(True)(torch.randn(1, 2, 4), torch.randn(1, 2, 2))
+    with pytest.raises(ValueError):
+        small(False)(torch.randn(1, 2, 4), torch.randn(1, 2, 2), torch.zeros(1, 2))
+
+
+def test_initial_state() -> None:
+    h, c = carracing().initial_state(5)
+    assert h.shape == c.shape == (5, 256) and torch.count_nonzero(h) == 0 and torch.count_nonzero(c) == 0
+    h64, _ = carracing().initial_state(2, dtype=torch.float64)
+    assert h64.dtype == torch.float64
+
+
+def test_mixture_nll_matches_torch_distributions() -> None:
+    torch.manual_seed(0)
+    shape = (4, 6, 5, 3)  # (B, T, Z, K)
+    log_pi = torch.log_softmax(torch.randn(shape), -1)
+    mu, log_sigma = torch.randn(shape), torch.randn(shape) * 0.5
+    target = torch.randn(shape[:-1]) * 2
+    mixture = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(logits=log_pi), torch.distributions.Normal(mu, log_sigma.exp())
+    )
+    expected = -mixture.log_prob(target).mean()
+    torch.testing.assert_close(mixture_nll(log_pi, mu, log_sigma, target), expected)
+
+
+def test_mixture_nll_is_stable_far_from_the_means() -> None:
+    log_pi = torch.log_softmax(torch.zeros(1, 2), -1)
+    mu, log_sigma = torch.zeros(1, 2), torch.tensor([[-5.0, -6.0]])
+    value = mixture_nll(log_pi, mu, log_sigma, torch.tensor([50.0]))
+    assert torch.isfinite(value) and float(value) > 1e4
+
+
+def test_mdnrnn_loss_terms() -> None:
+    torch.manual_seed(0)
+    shape = (2, 3, 4, 5)
+    out = MDNOutput(
+        log_pi=torch.log_softmax(torch.randn(shape), -1),
+        mu=torch.randn(shape),
+        log_sigma=torch.randn(shape),
+        done_logit=torch.randn(2, 3),
+        reward=torch.randn(2, 3),
+    )
+    target_z = torch.randn(2, 3, 4)
+    target_done = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    target_reward = torch.randn(2, 3)
+    result = mdnrnn_loss(out, target_z, target_done, target_reward, restart_factor=10.0)
+    p = torch.sigmoid(out.done_logit)
+    bce = -(target_done * p.log() + (1 - target_done) * (1 - p).log())
+    expected_done = ((1 + 9 * target_done) * bce).mean()
+    torch.testing.assert_close(result.done, expected_done)
+    torch.testing.assert_close(result.reward, ((out.reward - target_reward) ** 2).mean())
+    torch.testing.assert_close(result.z, mixture_nll(out.log_pi, out.mu, out.log_sigma, target_z))
+    torch.testing.assert_close(result.loss, result.z + result.done + result.reward)
+    only_z = mdnrnn_loss(out, target_z)
+    assert only_z.done is None and only_z.reward is None
+    torch.testing.assert_close(only_z.loss, result.z)
+
+
+def fixed_output(log_pi: list[float], mu: list[float], log_sigma: list[float], samples: int) -> MDNOutput:
+    """One z dimension repeated `samples` times: shapes (samples, 1, K)."""
+
+    def expand(values: list[float]) -> torch.Tensor:
+        return torch.tensor(values).expand(samples, 1, len(values))
+
+    return MDNOutput(expand(log_pi), expand(mu), expand(log_sigma), None, None)
+
+
+def test_sampling_rejects_non_positive_temperature() -> None:
+    out = fixed_output([0.0], [0.0], [0.0], 1)
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError):
+            sample_mixture(out, bad)
+
+
+def test_sampling_low_temperature_collapses_to_most_likely_mean() -> None:
+    log_pi = torch.log_softmax(torch.tensor([0.1, 0.5, 0.3]), 0).tolist()
+    out = fixed_output(log_pi, [-3.0, 2.0, 7.0], [0.0, 0.0, 0.0], 2000)
+    sample = sample_mixture(out, 1e-4, generator=torch.Generator().manual_seed(0))
+    assert sample.shape == (2000, 1)
+    torch.testing.assert_close(sample, torch.full_like(sample, 2.0), atol=0.05, rtol=0)
+
+
+def test_sampling_single_component_variance_scales_with_temperature() -> None:
+    n = 200_000
+    for temperature in (0.5, 1.0, 1.5):
+        out = fixed_output([0.0], [1.0], [math.log(2.0)], n)
+        sample = sample_mixture(out, temperature, generator=torch.Generator().manual_seed(1))
+        assert float(sample.mean()) == pytest.approx(1.0, abs=0.03)
+        assert float(sample.var()) == pytest.approx(temperature * 4.0, rel=0.02)
+
+
+def test_sampling_component_frequencies_follow_tempered_softmax() -> None:
+    n = 100_000
+    log_pi = torch.log_softmax(torch.tensor([0.0, 1.0, -1.0]), 0)
+    means = torch.tensor([-10.0, 0.0, 10.0])
+    for temperature in (0.5, 1.0, 2.0):
+        out = fixed_output(log_pi.tolist(), means.tolist(), [-4.0, -4.0, -4.0], n)
+        sample = sample_mixture(out, temperature, generator=torch.Generator().manual_seed(2))
+        component = (sample - means).abs().argmin(-1)
+        frequencies = torch.bincount(component, minlength=3).float() / n
+        expected = torch.softmax(log_pi / temperature, 0)
+        torch.testing.assert_close(frequencies, expected, atol=0.006, rtol=0)
+
+
+def test_sampling_is_per_dimension_and_reproducible() -> None:
+    torch.manual_seed(0)
+    shape = (1024, 64, 5)
+    out = MDNOutput(torch.log_softmax(torch.randn(shape), -1), torch.randn(shape), torch.randn(shape), None, None)
+    first = sample_mixture(out, 1.15, generator=torch.Generator().manual_seed(7))
+    second = sample_mixture(out, 1.15, generator=torch.Generator().manual_seed(7))
+    assert first.shape == (1024, 64)
+    assert torch.equal(first, second)
+    assert not torch.equal(first, sample_mixture(out, 1.15, generator=torch.Generator().manual_seed(8)))
+    # Components are drawn per dimension: with two equiprobable, well-separated components the two dims of one
+    # sample pick independently (about a quarter of the samples pick (0, 1)).
+    two = MDNOutput(
+        torch.log(torch.full((20_000, 2, 2), 0.5)),
+        torch.tensor([-5.0, 5.0]).expand(20_000, 2, 2),
+        torch.full((20_000, 2, 2), -3.0),
+        None,
+        None,
+    )
+    picks = sample_mixture(two, 1.0, generator=torch.Generator().manual_seed(3)) > 0
+    mixed = (picks[:, 0] != picks[:, 1]).float().mean()
+    assert float(mixed) == pytest.approx(0.5, abs=0.02)
