@@ -1,0 +1,39 @@
+"""The two real tasks behind one `make_env(name, seed)`, and the learned dream environment.
+
+Both real environments return 64x64x3 uint8 frames, take a numpy action in the task's continuous
+action space (CarRacing: steer, gas, brake; Doom: one value in [-1, 1]) and run headless.
+"""
+
+from __future__ import annotations
+
+from worldmodels.envs.base import FRAME_SHAPE, FrameEnv, TaskSpec
+from worldmodels.errors import UserError
+
+TASKS: dict[str, TaskSpec] = {
+    "carracing": TaskSpec(name="carracing", action_dim=3, max_steps=1000, min_frames=0, ignore_done=True),
+    "doom": TaskSpec(name="doom", action_dim=1, max_steps=2100, min_frames=100, ignore_done=False),
+}
+
+
+def task_spec(name: str) -> TaskSpec:
+    if name not in TASKS:
+        raise UserError(f"unknown environment {name!r}; choose one of: {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+def make_env(name: str, seed: int | None = None) -> FrameEnv:
+    """A headless real environment by name ('carracing' or 'doom'); `seed` seeds its first reset."""
+    task_spec(name)
+    if name == "carracing":
+        from worldmodels.envs.carracing import CarRacingEnv
+
+        env: FrameEnv = CarRacingEnv()
+    else:
+        from worldmodels.envs.doom import DoomEnv
+
+        env = DoomEnv()
+    env.default_seed = seed
+    return env
+
+
+__all__ = ["FRAME_SHAPE", "FrameEnv", "TASKS", "TaskSpec", "make_env", "task_spec"]

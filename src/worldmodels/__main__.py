@@ -1,0 +1,5 @@
+import sys
+
+from worldmodels.cli import main
+
+sys.exit(main())

@@ -1,0 +1,132 @@
+"""`worldmodels`: one entry point, one subcommand per stage.
+
+Every stage reads and writes a run directory (default `runs/<preset>`). Running the same command again
+continues where a killed run stopped; a finished stage is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from worldmodels.config import (
+    CONFIG_FILE,
+    DEFAULT_PRESET,
+    PRESETS,
+    apply_overrides,
+    describe_fields,
+    load_run_config,
+    resolve,
+    save_run_config,
+)
+from worldmodels.errors import UserError
+from worldmodels.runtime import DEVICES, EXECUTORS, Runtime
+
+# subcommand -> (module under worldmodels.stages, help)
+STAGES: dict[str, tuple[str, str]] = {
+    "collect": ("collect", "collect random-policy episodes from the real environment"),
+    "train-vae": ("train_vae", "train V, the ConvVAE, on the collected frames"),
+    "encode": ("encode", "store V's (mu, logvar) for every frame, for training M"),
+    "train-mdnrnn": ("train_mdnrnn", "train M, the MDN-RNN, on the encoded episodes"),
+    "train-controller": ("train_controller", "train C with CMA-ES, in the real environment or in M's dream"),
+    "evaluate": ("evaluate", "score the trained agent over real episodes (default 100)"),
+    "run": ("run", "every stage in order, each skipped when its artifact is complete"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit code 2, no usage dump
+        raise UserError(f"{self.prog}: {message} (see --help)")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", help=f"preset name (default {DEFAULT_PRESET}, or the run directory's config)")
+    p.add_argument("--run-dir", type=Path, help="run directory (default runs/<preset>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set vae.epochs=2 (repeatable)")
+    p.add_argument("--seed", type=int, help="base seed of the run (config field `seed`)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes for environment rollouts")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="torch device for models and the dream")
+    p.add_argument("--executor", default="process", choices=EXECUTORS, help="where rollouts run")
+    p.add_argument("--ray-address", help="Ray cluster address for --executor ray ('auto' = a running cluster)")
+    p.add_argument("--force", action="store_true", help="continue a run directory with a changed config")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="worldmodels", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (_, help_text) in STAGES.items():
+        _add_common(sub.add_parser(name, help=help_text, description=help_text))
+    inspect = sub.add_parser("inspect", help="what a run directory holds: config and each stage's status")
+    inspect.add_argument("run_dir", type=Path)
+    inspect.add_argument("--json", action="store_true", help="one JSON object with keys stages and config")
+    presets = sub.add_parser("presets", help="list the presets")
+    presets.add_argument("--fields", action="store_true", help="also list every config key with its docstring")
+    return parser
+
+
+def make_runtime(args: argparse.Namespace) -> Runtime:
+    """Resolve the config (preset or run directory's, plus overrides) and record it in the run directory."""
+    if args.workers < 1:
+        raise UserError(f"--workers {args.workers}: must be at least 1")
+    run_dir = args.run_dir or Path("runs") / (args.preset or DEFAULT_PRESET)
+    if args.preset is None and (run_dir / CONFIG_FILE).is_file():
+        config = apply_overrides(load_run_config(run_dir), args.overrides, args.seed)
+    else:
+        config = resolve(args.preset or DEFAULT_PRESET, args.overrides, args.seed)
+    save_run_config(run_dir, config, force=args.force)
+    return Runtime(run_dir=run_dir, config=config, workers=args.workers, device=args.device,
+                   executor=args.executor, ray_address=args.ray_address, quiet=args.quiet)
+
+
+def cmd_presets(args: argparse.Namespace) -> None:
+    width = max(map(len, PRESETS))
+    for name, preset in PRESETS.items():
+        default = " (default)" if name == DEFAULT_PRESET else ""
+        print(f"{name:<{width}}  {preset['description']}{default}")
+    if args.fields:
+        print("\nconfig keys (--set KEY=VALUE):\n" + describe_fields())
+
+
+def cmd_inspect(args: argparse.Namespace) -> None:
+    from worldmodels.stages.inspect import format_report, inspect_run
+
+    report = inspect_run(args.run_dir)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+
+
+def stage_module(command: str):
+    name = f"worldmodels.stages.{STAGES[command][0]}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name != name:
+            raise
+        raise UserError(f"`{command}` is not built yet in this version of worldmodels") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "presets":
+            cmd_presets(args)
+        elif args.command == "inspect":
+            cmd_inspect(args)
+        else:
+            rt = make_runtime(args)
+            stage_module(args.command).run(rt)
+        return 0
+    except UserError as e:
+        print(f"worldmodels: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("worldmodels: interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

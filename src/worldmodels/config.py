@@ -1,0 +1,420 @@
+"""Typed configuration: dataclasses with a docstring per field, presets layered over defaults, dotted overrides.
+
+A run is described by one `Config`. Presets are small dicts of overrides applied in order over the
+defaults (a preset may name a `base` preset it extends); `--set key=value` overrides come last and are
+type-checked against the field they name. The resolved config is written to `config.yaml` in the run
+directory, and a rerun with a different config is refused unless `--force`.
+
+Sizes and budgets in the paper presets are Part B of SPEC.md; the quick and smoke presets say how they
+differ in their description.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from worldmodels.checkpoint import atomic_write_text
+from worldmodels.errors import UserError
+
+ENVIRONMENTS = ("carracing", "doom")
+
+
+def doc(default: Any, text: str) -> Any:
+    """A dataclass field with a default and a docstring (shown by `worldmodels presets --fields`)."""
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass
+class CollectConfig:
+    episodes: int = doc(10_000, "Number of episodes to keep (original: first 10,000 files of 12,800).")
+    max_frames: int = doc(
+        0, "Frames per episode cap; 0 = the environment's own (CarRacing 1000 exactly, Doom at most 2100)."
+    )
+    min_frames: int = doc(
+        -1, "Episodes with this many frames or fewer are discarded; -1 = environment default (Doom 100, CarRacing 0)."
+    )
+    policy: str = doc(
+        "random",
+        "Collection policy: 'random' is the original's (CarRacing: randomly-weighted agent, Doom: a ~ U(-1,1) "
+        "held 1..10 frames); 'brownian' (CarRacing only) is a smooth random walk of the action.",
+    )
+
+
+@dataclass
+class VAEConfig:
+    latent_dim: int = doc(32, "Size of z (CarRacing 32, Doom 64).")
+    epochs: int = doc(10, "Passes over the frames (original code: 10; the paper text says 1).")
+    batch_size: int = doc(100, "Frames per Adam step (original: 100, last partial batch dropped).")
+    learning_rate: float = doc(1e-4, "Adam learning rate (original: 1e-4, TF defaults otherwise).")
+    kl_tolerance: float = doc(0.5, "KL floor per sample, as a fraction of latent_dim nats (original: 0.5).")
+    max_episodes: int = doc(0, "Train on the first N episodes only; 0 = all (original: first 10,000).")
+    shuffle_buffer_episodes: int = doc(
+        32, "Episodes held in memory at once to shuffle frames across (bounds memory, not a model setting)."
+    )
+
+
+@dataclass
+class MDNRNNConfig:
+    hidden_size: int = doc(256, "LSTM units (CarRacing 256, Doom 512).")
+    num_mixtures: int = doc(5, "Gaussians per z dimension (original: 5).")
+    batch_size: int = doc(100, "Sequences per Adam step (original: 100).")
+    sequence_length: int = doc(
+        999, "Steps per training sequence: CarRacing uses whole 999-step episodes, Doom 500-step chunks."
+    )
+    carry_state: bool = doc(
+        False,
+        "Doom's scheme: all episodes concatenated into batch_size streams with restart flags, state carried "
+        "across chunks (truncated BPTT). False = CarRacing's: random whole episodes from zero state.",
+    )
+    epochs: int = doc(
+        40, "Training length in epochs (CarRacing: 4000 steps x 100 / 10,000 = 40; Doom: 400 epochs)."
+    )
+    learning_rate: float = doc(1e-3, "Initial Adam learning rate (original: 1e-3).")
+    learning_rate_decay: float = doc(
+        1.0, "Per-step decay: lr = (lr0 - min) * decay**step + min (CarRacing 1.0 = constant, Doom 0.99999)."
+    )
+    min_learning_rate: float = doc(1e-5, "Floor of the decayed learning rate (original: 1e-5).")
+    grad_clip: float = doc(1.0, "Element-wise gradient clipping by value (original: 1.0).")
+    restart_input: bool = doc(False, "Feed the restart flag and zero the state on it (Doom: True).")
+    done_head: bool = doc(False, "Predict episode end (Doom's restart head: True). Needed for dream training.")
+    reward_head: bool = doc(False, "Predict the step reward (not in the paper; lets CarRacing train in the dream).")
+    restart_factor: float = doc(10.0, "Weight of positive examples in the done loss (original: 10).")
+
+
+@dataclass
+class ControllerConfig:
+    where: str = doc("real", "Where candidates are scored: 'real' environment or 'dream' (inside M).")
+    mode: str = doc(
+        "zh",
+        "Controller inputs: 'zh' (CarRacing paper, with bias), 'zch' (Doom paper, no bias), 'z' (V only), "
+        "'z_hidden' (z -> 40 tanh -> action).",
+    )
+    population_size: int = doc(64, "CMA-ES population (original: 64).")
+    sigma0: float = doc(0.1, "CMA-ES initial step size (original: 0.1), x0 = 0.")
+    rollouts: int = doc(16, "Episodes per candidate; fitness is their mean (original: 16).")
+    generations: int = doc(1800, "CMA-ES generations (original: 1800 for both tasks).")
+    eval_every: int = doc(25, "Score the distribution mean every N generations (original: 25).")
+    eval_rollouts: int = doc(1024, "Episodes for that score (original: 1024).")
+    temperature: float = doc(1.15, "Dream temperature tau (paper's best Doom row 1.15; original code 1.25).")
+    max_steps: int = doc(1000, "Step cap of one episode while training (CarRacing 1000, Doom 2100).")
+    seed: int = doc(0, "Base seed of the rollout seeds (original: 0 CarRacing, 111 Doom).")
+
+
+@dataclass
+class EvaluateConfig:
+    episodes: int = doc(100, "Real episodes for the final score (paper: 100).")
+    seed: int = doc(10_000, "First seed of the evaluation episodes (seeds seed .. seed+episodes-1).")
+
+
+@dataclass
+class Config:
+    env: str = doc("carracing", "Task: 'carracing' (CarRacing-v3) or 'doom' (VizdoomTakeCover-v1).")
+    seed: int = doc(0, "Base seed of the run (collection, training, sampling).")
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    mdnrnn: MDNRNNConfig = field(default_factory=MDNRNNConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --- presets -------------------------------------------------------------------------------------------
+# Each preset: description, optional base preset, overrides (nested dict). Applied base first.
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "carracing": {
+        "description": "CarRacing-v3 at the paper's sizes and budgets (SPEC.md Part B); weeks on a laptop.",
+        "overrides": {"env": "carracing"},
+    },
+    "doom": {
+        "description": "VizdoomTakeCover-v1 at the paper's sizes and budgets, C trained in the dream at tau 1.15.",
+        "overrides": {
+            "env": "doom",
+            "collect": {"episodes": 10_000},
+            "vae": {"latent_dim": 64},
+            "mdnrnn": {
+                "hidden_size": 512,
+                "sequence_length": 500,
+                "carry_state": True,
+                "epochs": 400,
+                "learning_rate_decay": 0.99999,
+                "restart_input": True,
+                "done_head": True,
+            },
+            "controller": {"where": "dream", "mode": "zch", "max_steps": 2100, "seed": 111},
+        },
+    },
+    "carracing-quick": {
+        "description": "CarRacing at the paper's model sizes, small budgets for a 2-core laptop "
+        "(200 episodes, VAE 1 epoch, M 20 epochs, C 20 generations of 16 x 2 rollouts).",
+        "base": "carracing",
+        "overrides": {
+            "collect": {"episodes": 200},
+            "vae": {"epochs": 1},
+            "mdnrnn": {"epochs": 20},
+            "controller": {
+                "population_size": 16,
+                "rollouts": 2,
+                "generations": 20,
+                "eval_every": 10,
+                "eval_rollouts": 16,
+            },
+            "evaluate": {"episodes": 100},
+        },
+    },
+    "doom-quick": {
+        "description": "Doom at the paper's model sizes, budgets for about an hour on a 2-core laptop "
+        "(700 episodes, VAE 2 epochs, M 50 epochs, C 100 generations in the dream).",
+        "base": "doom",
+        "overrides": {
+            "collect": {"episodes": 700},
+            "vae": {"epochs": 2},
+            "mdnrnn": {"epochs": 50, "batch_size": 50},
+            "controller": {"generations": 100, "eval_every": 25, "eval_rollouts": 256},
+        },
+    },
+    "carracing-smoke": {
+        "description": "CarRacing end to end in about a minute for tests: tiny budgets, paper model sizes.",
+        "base": "carracing",
+        "overrides": {
+            "collect": {"episodes": 2, "max_frames": 60},
+            "vae": {"epochs": 1, "batch_size": 20},
+            "mdnrnn": {"epochs": 2, "batch_size": 2, "sequence_length": 59},
+            "controller": {
+                "population_size": 4,
+                "rollouts": 1,
+                "generations": 2,
+                "eval_every": 2,
+                "eval_rollouts": 2,
+                "max_steps": 40,
+            },
+            "evaluate": {"episodes": 2},
+        },
+    },
+    "doom-smoke": {
+        "description": "Doom end to end in about a minute for tests: tiny budgets, paper model sizes, dream training.",
+        "base": "doom",
+        "overrides": {
+            "collect": {"episodes": 6},
+            "vae": {"epochs": 2, "batch_size": 50},
+            "mdnrnn": {"epochs": 3, "batch_size": 4, "sequence_length": 100},
+            "controller": {
+                "population_size": 8,
+                "rollouts": 2,
+                "generations": 3,
+                "eval_every": 3,
+                "eval_rollouts": 8,
+                "max_steps": 300,
+            },
+            "evaluate": {"episodes": 3},
+        },
+    },
+}
+
+DEFAULT_PRESET = "doom-quick"
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def _preset_chain(name: str) -> list[str]:
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    chain = [name]
+    while "base" in PRESETS[chain[-1]]:
+        chain.append(PRESETS[chain[-1]]["base"])
+    return chain[::-1]
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def field_paths(config: Config | None = None) -> dict[str, dataclasses.Field]:
+    """Every settable dotted key and its dataclass field."""
+    paths: dict[str, dataclasses.Field] = {}
+
+    def walk(obj: Any, prefix: str) -> None:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+            else:
+                paths[f"{prefix}{f.name}"] = f
+
+    walk(config or Config(), "")
+    return paths
+
+
+def _field_type(owner: Any, name: str) -> type:
+    hints = typing.get_type_hints(type(owner))
+    return hints[name]
+
+
+def _coerce(key: str, raw: Any, expected: type) -> Any:
+    """Convert `raw` (a string from the command line, or a YAML value) to `expected`, or raise UserError."""
+    if isinstance(expected, types.UnionType):  # not used by Config today; keep the error honest
+        raise UserError(f"{key}: unsupported type {expected}")
+    if isinstance(raw, str) and expected is not str:
+        try:
+            raw = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            pass
+    if expected is bool:
+        if isinstance(raw, bool):
+            return raw
+        raise UserError(f"--set {key}={raw!r}: expected true or false")
+    if expected is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, float) and raw.is_integer():
+            return int(raw)
+        raise UserError(f"--set {key}={raw!r}: expected an integer")
+    if expected is float:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            return float(raw)
+        raise UserError(f"--set {key}={raw!r}: expected a number")
+    if expected is str:
+        return str(raw)
+    raise UserError(f"{key}: unsupported type {expected}")
+
+
+def _set(config: Config, key: str, raw: Any) -> None:
+    paths = field_paths(config)
+    if key not in paths:
+        close = difflib.get_close_matches(key, paths, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UserError(
+            f"unknown config key {key!r}{hint}; `worldmodels presets --fields` lists all keys"
+        )
+    *parents, leaf = key.split(".")
+    owner: Any = config
+    for p in parents:
+        owner = getattr(owner, p)
+    setattr(owner, leaf, _coerce(key, raw, _field_type(owner, leaf)))
+
+
+CHOICES = {
+    "env": ENVIRONMENTS,
+    "collect.policy": ("random", "brownian"),
+    "controller.where": ("real", "dream"),
+    "controller.mode": ("zh", "zch", "z", "z_hidden"),
+}
+
+
+def validate(config: Config) -> Config:
+    """Check choices and ranges that a type alone cannot; raise UserError naming the key."""
+    flat = _flatten(config.to_dict())
+    for key, choices in CHOICES.items():
+        if flat[key] not in choices:
+            raise UserError(f"{key}={flat[key]!r} is not valid; choose one of: {', '.join(choices)}")
+    positive = [
+        "collect.episodes", "vae.latent_dim", "vae.epochs", "vae.batch_size", "mdnrnn.hidden_size",
+        "mdnrnn.num_mixtures", "mdnrnn.batch_size", "mdnrnn.sequence_length", "mdnrnn.epochs",
+        "controller.population_size", "controller.rollouts", "controller.eval_every",
+        "controller.eval_rollouts", "controller.max_steps", "evaluate.episodes", "vae.shuffle_buffer_episodes",
+    ]
+    for key in positive:
+        if flat[key] <= 0:
+            raise UserError(f"{key}={flat[key]} must be positive")
+    if flat["controller.temperature"] <= 0:
+        raise UserError(f"controller.temperature={flat['controller.temperature']} must be positive")
+    if config.collect.policy == "brownian" and config.env != "carracing":
+        raise UserError("collect.policy=brownian exists for carracing only; use collect.policy=random")
+    if config.controller.where == "dream" and not config.mdnrnn.done_head and config.env == "doom":
+        raise UserError("controller.where=dream for doom needs mdnrnn.done_head=true")
+    if config.controller.where == "dream" and config.env == "carracing" and not config.mdnrnn.reward_head:
+        raise UserError(
+            "controller.where=dream for carracing needs M's reward head: add --set mdnrnn.reward_head=true "
+            "(and mdnrnn.done_head=true)"
+        )
+    if config.mdnrnn.carry_state and not config.mdnrnn.restart_input:
+        raise UserError("mdnrnn.carry_state=true needs mdnrnn.restart_input=true (episodes share streams)")
+    return config
+
+
+def apply_overrides(config: Config, overrides: list[str] | None = None, seed: int | None = None) -> Config:
+    """`key=value` overrides (type-checked) and the seed applied to a copy of `config`, validated."""
+    config = copy.deepcopy(config)
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {item!r}: expected key=value, e.g. --set vae.epochs=2")
+        _set(config, key.strip(), value.strip())
+    if seed is not None:
+        config.seed = seed
+    return validate(config)
+
+
+def resolve(preset: str, overrides: list[str] | None = None, seed: int | None = None) -> Config:
+    """The config of a preset with `key=value` overrides applied and validated."""
+    config = Config()
+    for name in _preset_chain(preset):
+        for key, value in _flatten(PRESETS[name]["overrides"]).items():
+            _set(config, key, value)
+    return apply_overrides(config, overrides, seed)
+
+
+def from_dict(data: dict[str, Any], source: str = "config") -> Config:
+    """Rebuild a Config from its dict form (config.yaml), type-checking every value."""
+    config = Config()
+    if not isinstance(data, dict):
+        raise UserError(f"{source} is not a mapping: delete it or rerun with --force")
+    for key, value in _flatten(data).items():
+        _set(config, key, value)
+    return validate(config)
+
+
+CONFIG_FILE = "config.yaml"
+
+
+def load_run_config(run_dir: Path) -> Config:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: is {run_dir} a run directory? Start one with `worldmodels collect`")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"{path} is not valid YAML ({e.__class__.__name__}): fix or delete it") from None
+    return from_dict(data, str(path))
+
+
+def save_run_config(run_dir: Path, config: Config, force: bool = False) -> None:
+    """Write config.yaml; refuse to change the config of an existing run unless `force`."""
+    path = Path(run_dir) / CONFIG_FILE
+    if path.is_file() and not force:
+        old = load_run_config(run_dir)
+        if old != config:
+            old_flat, new_flat = _flatten(old.to_dict()), _flatten(config.to_dict())
+            diffs = [f"{k}: {old_flat[k]!r} -> {new_flat[k]!r}" for k in new_flat if old_flat[k] != new_flat[k]]
+            raise UserError(
+                f"{run_dir} was made with a different config ({'; '.join(diffs)}): use another --run-dir, "
+                "or --force to continue with the new config"
+            )
+        return
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def describe_fields() -> str:
+    lines = []
+    for key, f in field_paths().items():
+        lines.append(f"{key} = {f.default!r}\n    {f.metadata.get('doc', '')}")
+    return "\n".join(lines)

@@ -1,0 +1,65 @@
+"""What both real environments share: 64x64 uint8 frames, a step cap, a continuous action."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+FRAME_SHAPE = (64, 64, 3)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Facts about a task that every stage needs."""
+
+    name: str
+    action_dim: int  # A: CarRacing 3 (steer, gas, brake), Doom 1 (continuous a in [-1, 1])
+    max_steps: int  # episode cap: CarRacing 1000 (gym's v0 limit), Doom 2100 (ppaquette's episode_timeout)
+    min_frames: int  # collection keeps episodes with more frames than this (Doom: > 100, SPEC.md section 5)
+    ignore_done: bool  # collection runs full episodes regardless of done (CarRacing's full_episode=True)
+
+
+def resize_frame(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (64, 64, 3) uint8 with PIL's bilinear resize (the original's imresize used PIL).
+
+    The original's `scipy.misc.imresize` on floats also min-max stretched every frame to 0..255; that is an
+    accident of an old API and is not reproduced (SPEC.md Part A).
+    """
+    image = Image.fromarray(np.ascontiguousarray(frame)).resize((64, 64), Image.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+class FrameEnv:
+    """A real environment seen through 64x64 frames.
+
+    reset(seed) -> frame; step(action) -> (frame, reward, terminated, truncated). `truncated` is True when
+    the step cap is reached. After `terminated` the frame returned is the last valid one (Doom's terminal
+    state has no screen); callers stop there unless the task ignores done (CarRacing collection).
+    """
+
+    spec: TaskSpec
+    default_seed: int | None = None
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        self.steps = 0
+        return self._reset(self.default_seed if seed is None else seed)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
+        action = np.asarray(action, dtype=np.float32).reshape(self.spec.action_dim)
+        frame, reward, terminated = self._step(action)
+        self.steps += 1
+        return frame, float(reward), bool(terminated), self.steps >= self.spec.max_steps
+
+    def _reset(self, seed: int | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def _step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass

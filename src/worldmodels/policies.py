@@ -1,0 +1,103 @@
+"""The random policies that collect the training data (SPEC.md section 5).
+
+CarRacing's "random" data is not uniform random actions: every episode the whole agent (V, M and C) is
+re-drawn with i.i.d. standard Cauchy weights times s ~ U(0, 0.01) and driven through the normal agent
+pipeline (`carracing/model.py` L142-152). With tiny weights that gives gas ~ 0.5, brake ~ 0 and steering
+near 0 with heavy-tailed per-episode perturbations: a car that mostly drives forward.
+
+Doom's is a ~ U(-1, 1) held for 1..10 frames, both redrawn when the hold ends (`doomrnn/extract.py`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class Policy:
+    """reset(rng) at the start of each episode, then act(frame) -> action (A,) float32."""
+
+    def reset(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class DoomRandomPolicy(Policy):
+    def reset(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.hold = 0
+        self.action = np.zeros(1, np.float32)
+
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        if self.hold == 0:
+            self.action = self.rng.uniform(-1.0, 1.0, size=1).astype(np.float32)
+            self.hold = int(self.rng.integers(1, 11))  # np.random.randint(1, 11): 1..10 frames
+        self.hold -= 1
+        return self.action
+
+
+class CarRacingBrownianPolicy(Policy):
+    """A smooth random walk of (steer, gas, brake) clipped to the action box (an alternative, not the paper's)."""
+
+    low = np.array([-1.0, 0.0, 0.0], np.float32)
+    high = np.array([1.0, 1.0, 1.0], np.float32)
+    dt = 1.0 / 50.0  # one physics step of CarRacing
+
+    def reset(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.action = rng.uniform(self.low, self.high).astype(np.float32)
+
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        action = self.action
+        step = np.sqrt(self.dt) * self.rng.standard_normal(3)
+        self.action = np.clip(self.action + step, self.low, self.high).astype(np.float32)
+        return action
+
+
+class CarRacingRandomAgentPolicy(Policy):
+    """The original's randomly-weighted agent: V, M and C with Cauchy x U(0, 0.01) weights, run as the agent."""
+
+    def __init__(self, latent_dim: int = 32, hidden_size: int = 256) -> None:
+        from worldmodels.models.controller import ControllerSpec
+        from worldmodels.models.mdnrnn import MDNRNN
+        from worldmodels.models.vae import ConvVAE
+
+        self.vae = ConvVAE(latent_dim).eval()
+        self.mdnrnn = MDNRNN(latent_dim, 3, hidden_size).eval()
+        self.spec = ControllerSpec(
+            mode="zh", latent_dim=latent_dim, hidden_size=hidden_size, action_dim=3, bias=True, env="carracing"
+        )
+
+    @torch.no_grad()
+    def reset(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        stdev = rng.random() * 0.01  # init_random_model_params(stdev=np.random.rand()*0.01)
+        for module in (self.vae, self.mdnrnn):
+            for p in module.parameters():
+                p.copy_(torch.from_numpy(rng.standard_cauchy(p.shape) * stdev))
+        self.params = torch.from_numpy(rng.standard_cauchy((1, self.spec.num_params)) * stdev).float()
+        self.state = self.mdnrnn.initial_state(1)
+        self.generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+
+    @torch.no_grad()
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        from worldmodels.models.controller import controller_actions, controller_features
+        from worldmodels.models.vae import frames_to_tensor
+
+        mu, logvar = self.vae.encode(frames_to_tensor(frame[None]))
+        z = mu + torch.exp(logvar / 2) * torch.randn(mu.shape, generator=self.generator)  # z is sampled
+        h, c = self.state
+        features = controller_features(self.spec, z, h, c)
+        action = controller_actions(self.spec, self.params, features[None])[0]  # (1, A)
+        _, self.state = self.mdnrnn.step(z, action, None, self.state)
+        return action[0].numpy().astype(np.float32)
+
+
+def make_policy(env: str, name: str) -> Policy:
+    if env == "doom":
+        return DoomRandomPolicy()
+    if name == "brownian":
+        return CarRacingBrownianPolicy()
+    return CarRacingRandomAgentPolicy()

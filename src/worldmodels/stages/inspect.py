@@ -1,0 +1,60 @@
+"""`worldmodels inspect RUN_DIR`: the config summary and each stage's status with its key figures."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from worldmodels.config import CONFIG_FILE, load_run_config
+from worldmodels.errors import UserError
+
+# (stage name shown, module under worldmodels.stages), in pipeline order
+PIPELINE = [
+    ("collect", "collect"),
+    ("train-vae", "train_vae"),
+    ("encode", "encode"),
+    ("train-mdnrnn", "train_mdnrnn"),
+    ("train-controller", "train_controller"),
+    ("evaluate", "evaluate"),
+]
+
+
+def stage_status(run_dir: Path, config, module_name: str) -> dict[str, Any] | None:
+    try:
+        module = importlib.import_module(f"worldmodels.stages.{module_name}")
+    except ModuleNotFoundError:
+        return None
+    return module.status(run_dir, config)
+
+
+def inspect_run(run_dir: Path) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); start one with `worldmodels collect`")
+    config = load_run_config(run_dir)
+    stages = {}
+    for name, module_name in PIPELINE:
+        status = stage_status(run_dir, config, module_name)
+        stages[name] = status if status is not None else {"status": "not built"}
+    return {"run_dir": str(run_dir), "config": config.to_dict(), "stages": stages}
+
+
+def format_report(report: dict[str, Any]) -> str:
+    cfg = report["config"]
+    lines = [
+        f"run directory {report['run_dir']}",
+        f"  env {cfg['env']}  seed {cfg['seed']}  z {cfg['vae']['latent_dim']}  LSTM {cfg['mdnrnn']['hidden_size']}"
+        f"  controller {cfg['controller']['mode']} in the {cfg['controller']['where']}"
+        f"  (tau {cfg['controller']['temperature']})",
+    ]
+    for name, info in report["stages"].items():
+        figures = "  ".join(f"{k} {_fmt(v)}" for k, v in info.items() if k != "status")
+        lines.append(f"  {name:<17} {info['status']:<8} {figures}")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
