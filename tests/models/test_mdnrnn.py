@@ -113,6 +113,9 @@ def test_restart_resets_state_before_the_step() -> None:
     _, suffix, suffix_final = model(z[:1, 3:], action[:1, 3:], restart[:1, 3:], None)
     torch.testing.assert_close(h_seq[:1, 3:], suffix)
     torch.testing.assert_close(final[1][:1], suffix_final[1])
+    # Independent of the unroll: PyTorch's LSTM on the suffix from zero state (reset BEFORE step 3, not after).
+    x_suffix = torch.cat([z[:1, 3:], action[:1, 3:], restart[:1, 3:].unsqueeze(-1)], -1)
+    torch.testing.assert_close(h_seq[:1, 3:], model.lstm(x_suffix)[0])
     # ...and differs from not resetting (so the test can fail).
     _, no_reset, _ = model(z, action, torch.zeros(2, 7), state)
     assert not torch.allclose(no_reset[0, 3:], h_seq[0, 3:])
