@@ -68,7 +68,9 @@ class MDNRNNConfig:
     num_mixtures: int = doc(5, "Gaussians per z dimension (original: 5).")
     batch_size: int = doc(100, "Sequences per Adam step (original: 100).")
     sequence_length: int = doc(
-        999, "Steps per training sequence: CarRacing uses whole 999-step episodes, Doom 500-step chunks."
+        1000,
+        "Frames per training sequence; M reads frames 0..L-2 and predicts 1..L-1 (CarRacing: whole 1000-frame "
+        "episodes, 999 steps; Doom: 500-frame chunks).",
     )
     carry_state: bool = doc(
         False,
@@ -190,7 +192,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "overrides": {
             "collect": {"episodes": 2, "max_frames": 60},
             "vae": {"epochs": 1, "batch_size": 20},
-            "mdnrnn": {"epochs": 2, "batch_size": 2, "sequence_length": 59},
+            "mdnrnn": {"epochs": 2, "batch_size": 2, "sequence_length": 60},
             "controller": {
                 "population_size": 4,
                 "rollouts": 1,

@@ -25,6 +25,13 @@ class ProgressBar(tqdm):
                          dynamic_ncols=True, mininterval=0.5)
         self.start_count = initial
 
+    def wrap(self, items):
+        """Iterate `items`, advancing the bar by one per item and closing it at the end."""
+        with self:
+            for item in items:
+                yield item
+                self.update()
+
     def advance_to(self, done_in_call: int) -> None:
         self.update(self.start_count + done_in_call - self.n)
 

@@ -108,8 +108,9 @@ def episode_length(path: Path) -> int:
     """Number of frames, read from the npz header of `action` without decompressing the frames."""
     try:
         with zipfile.ZipFile(path) as archive, archive.open("action.npy") as f:
-            version = np.lib.format.read_magic(f)
-            shape, _, _ = np.lib.format._read_array_header(f, version)
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, _ = read_header(f)
             return int(shape[0])
     except (zipfile.BadZipFile, KeyError, OSError, ValueError, EOFError):
         raise UserError(f"{path} is corrupt or truncated: delete it and rerun the stage that wrote it") from None

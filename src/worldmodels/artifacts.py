@@ -1,0 +1,76 @@
+"""Where each stage's artifacts live in a run directory, and how later stages load them.
+
+    config.yaml                      the resolved config
+    episodes/000000.npz ...          collect: frames, actions, rewards, dones
+    vae/checkpoint.pt                train-vae: V (+ metrics.jsonl, loss.png, reconstructions.png)
+    series/000000.npz ...            encode: (mu, logvar) per frame (+ series/initial_z.npz)
+    mdnrnn/checkpoint.pt             train-mdnrnn: M (+ metrics.jsonl, loss.png, open_loop.png)
+    controller/es.pt, best.npz       train-controller: the CMA-ES state and the best C (+ fitness.png)
+    eval.json                        evaluate: returns over real episodes
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from worldmodels.checkpoint import load_checkpoint
+from worldmodels.errors import UserError
+
+VAE_DIR, SERIES_DIR, MDNRNN_DIR, CONTROLLER_DIR = "vae", "series", "mdnrnn", "controller"
+CHECKPOINT = "checkpoint.pt"
+INITIAL_Z = "initial_z.npz"
+
+
+def vae_checkpoint(run_dir: Path) -> Path:
+    return Path(run_dir) / VAE_DIR / CHECKPOINT
+
+
+def mdnrnn_checkpoint(run_dir: Path) -> Path:
+    return Path(run_dir) / MDNRNN_DIR / CHECKPOINT
+
+
+def _complete(path: Path, kind: str, stage: str) -> dict:
+    state = load_checkpoint(path, kind)
+    if not state.get("complete"):
+        raise UserError(f"{path} is from an unfinished `{stage}`: run `worldmodels {stage}` again to finish it")
+    return state
+
+
+def load_vae(run_dir: Path, device: torch.device | str = "cpu"):
+    """V of a finished `train-vae`, in eval mode on `device`."""
+    from worldmodels.models.vae import ConvVAE
+
+    path = vae_checkpoint(run_dir)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: run `worldmodels train-vae` first")
+    state = _complete(path, "vae", "train-vae")
+    model = ConvVAE(**state["model_args"])
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
+def load_mdnrnn(run_dir: Path, device: torch.device | str = "cpu"):
+    """M of a finished `train-mdnrnn`, in eval mode on `device`."""
+    from worldmodels.models.mdnrnn import MDNRNN
+
+    path = mdnrnn_checkpoint(run_dir)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: run `worldmodels train-mdnrnn` first")
+    state = _complete(path, "mdnrnn", "train-mdnrnn")
+    model = MDNRNN(**state["model_args"])
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
+def load_initial_z(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, logvar), each (N, Z) float32: V's statistics of first frames, where dream episodes start."""
+    from worldmodels.data.episodes import read_arrays
+
+    path = Path(run_dir) / SERIES_DIR / INITIAL_Z
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: run `worldmodels encode` first")
+    data = read_arrays(path, ("mu", "logvar"))
+    return data["mu"].astype(np.float32), data["logvar"].astype(np.float32)

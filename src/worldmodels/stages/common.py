@@ -1,0 +1,50 @@
+"""Small pieces the training stages share: inputs that must exist, periodic checkpoints, parameter counts."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from worldmodels.data.episodes import list_episodes
+from worldmodels.errors import UserError
+from worldmodels.runtime import Runtime
+
+CHECKPOINT_SECONDS = 300.0  # long epochs also save every 5 minutes, so a kill loses little
+
+
+def require_episodes(rt: Runtime) -> list[Path]:
+    """The complete set of collected episodes, or a UserError telling what to run."""
+    from worldmodels.stages.collect import EPISODES_DIR, missing_episodes
+
+    missing = missing_episodes(rt.run_dir, rt.config)
+    if missing:
+        raise UserError(
+            f"{rt.run_dir / EPISODES_DIR} lacks {len(missing)} of {rt.config.collect.episodes} episodes: "
+            "run `worldmodels collect` first"
+        )
+    return list_episodes(rt.run_dir / EPISODES_DIR)[: rt.config.collect.episodes]
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+class Every:
+    """True once every `seconds` of wall time (for periodic checkpoints)."""
+
+    def __init__(self, seconds: float = CHECKPOINT_SECONDS) -> None:
+        self.seconds = seconds
+        self.last = time.monotonic()
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self.last >= self.seconds:
+            self.last = now
+            return True
+        return False
+
+
+def seed_torch(seed: int) -> None:
+    torch.manual_seed(seed)

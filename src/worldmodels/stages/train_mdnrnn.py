@@ -1,0 +1,202 @@
+"""`worldmodels train-mdnrnn`: M, the MDN-RNN, on the encoded episodes (SPEC.md section 2).
+
+z is resampled from the stored (mu, logvar) every batch. CarRacing: random whole episodes from zero state.
+Doom: parallel streams of concatenated episodes in 500-frame chunks with the state carried across chunks,
+the restart input and the x10-weighted done loss. Adam with the original's decayed learning rate,
+gradients clipped by value at 1. Checkpoints at every epoch end; running the command again resumes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from worldmodels.artifacts import MDNRNN_DIR, SERIES_DIR, load_vae, mdnrnn_checkpoint
+from worldmodels.checkpoint import load_checkpoint, save_checkpoint
+from worldmodels.config import Config
+from worldmodels.data.episodes import episode_path, list_episodes, read_episode
+from worldmodels.data.sequences import (
+    Sequences,
+    chunks_per_epoch,
+    episode_batches,
+    load_series,
+    series_lengths,
+    stream_chunks,
+)
+from worldmodels.data.streams import prefetch
+from worldmodels.envs import task_spec
+from worldmodels.errors import UserError
+from worldmodels.logger import MetricsLog, plot_metrics, progress_bar, read_metrics
+from worldmodels.media import frame_grid, save_png
+from worldmodels.models.mdnrnn import MDNRNN, mdnrnn_loss, paper_parameter_count
+from worldmodels.models.vae import tensor_to_frames
+from worldmodels.runtime import Runtime
+from worldmodels.seeding import derive_rng, derive_seed
+from worldmodels.stages.common import count_parameters
+
+
+def model_args(config: Config) -> dict[str, Any]:
+    m = config.mdnrnn
+    return {
+        "latent_dim": config.vae.latent_dim, "action_dim": task_spec(config.env).action_dim,
+        "hidden_size": m.hidden_size, "num_mixtures": m.num_mixtures, "restart_input": m.restart_input,
+        "done_head": m.done_head, "reward_head": m.reward_head,
+    }
+
+
+def require_series(rt: Runtime) -> list[Path]:
+    paths = list_episodes(rt.run_dir / SERIES_DIR)[: rt.config.collect.episodes]
+    if len(paths) < rt.config.collect.episodes:
+        raise UserError(f"{rt.run_dir / SERIES_DIR} holds {len(paths)} of {rt.config.collect.episodes} "
+                        "encoded episodes: run `worldmodels encode` first")
+    return paths
+
+
+def epoch_batches(config: Config, paths: list[Path], lengths: np.ndarray, epoch: int) -> Iterator[Sequences]:
+    """The batches of one epoch; their order depends only on (seed, epoch), so a resumed run sees the same."""
+    m = config.mdnrnn
+    if m.carry_state:
+        yield from stream_chunks(paths, lengths, m.batch_size, m.sequence_length, derive_rng(config.seed, "mdnrnn", epoch))
+        return
+    for i in range(steps_per_epoch(config, lengths)):
+        yield episode_batches(paths, lengths, m.batch_size, m.sequence_length, derive_rng(config.seed, "mdnrnn", epoch, i))
+
+
+def steps_per_epoch(config: Config, lengths: np.ndarray) -> int:
+    m = config.mdnrnn
+    if m.carry_state:
+        return chunks_per_epoch(int(lengths.sum()), m.batch_size, m.sequence_length)
+    return max(1, len(lengths) // m.batch_size)  # 10,000 / 100 = 100 steps; 4000 steps = 40 epochs
+
+
+def train_step(model: MDNRNN, batch: Sequences, state, generator: torch.Generator, device, restart_factor: float):
+    """Teacher-forced step on one batch; returns (losses, final state)."""
+    t = {k: torch.from_numpy(v).to(device) for k, v in batch._asdict().items()}
+    # z resampled from V's statistics every batch (SPEC.md gotcha 5)
+    eps = torch.randn(t["mu"].shape, generator=generator).to(device)
+    z = t["mu"] + torch.exp(t["logvar"] / 2) * eps
+    restart = t["restart"][:, :-1] if model.restart_input else None
+    out, _, state = model(z[:, :-1], t["action"][:, :-1], restart, state)
+    losses = mdnrnn_loss(out, z[:, 1:], t["done_target"], t["reward"][:, :-1], restart_factor)
+    return losses, state
+
+
+def run(rt: Runtime) -> None:
+    cfg, m = rt.config, rt.config.mdnrnn
+    out, path = rt.run_dir / MDNRNN_DIR, mdnrnn_checkpoint(rt.run_dir)
+    paths = require_series(rt)
+    lengths = series_lengths(paths)
+    device = rt.torch_device
+
+    # setup
+    torch.manual_seed(derive_seed(cfg.seed, "mdnrnn"))
+    model = MDNRNN(**model_args(cfg)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=m.learning_rate)
+    epoch, step = 0, 0
+
+    # restore
+    if path.is_file():
+        state = load_checkpoint(path, "mdnrnn", map_location=device)
+        if state["complete"]:
+            print(f"train-mdnrnn: done ({state['epoch']} epochs, {state['step']} steps) in {path}")
+            return
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        epoch, step = state["epoch"], state["step"]
+        print(f"train-mdnrnn: resuming at epoch {epoch}, step {step}")
+    log = MetricsLog(out / "metrics.jsonl", resume_step=step if step else None)
+
+    def save(complete: bool = False, **figures: Any) -> None:
+        save_checkpoint(path, "mdnrnn", {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "model_args": model_args(cfg),
+            "epoch": epoch, "step": step, "complete": complete, "parameters": count_parameters(model),
+            "paper_parameters": paper_parameter_count(model), **figures,
+        })
+
+    # loop
+    per_epoch = steps_per_epoch(cfg, lengths)
+    with progress_bar(m.epochs * per_epoch, "train-mdnrnn", unit="batch", initial=step, quiet=rt.quiet) as bar:
+        while epoch < m.epochs:
+            state, tic, frames = None, time.perf_counter(), 0  # zero state at the start of every epoch
+            for batch in prefetch(epoch_batches(cfg, paths, lengths, epoch)):
+                lr = (m.learning_rate - m.min_learning_rate) * m.learning_rate_decay**step + m.min_learning_rate
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                generator = torch.Generator().manual_seed(derive_seed(cfg.seed, "mdnrnn-z", step))
+                losses, state = train_step(model, batch, state, generator, device, m.restart_factor)
+                optimizer.zero_grad(set_to_none=True)
+                losses.loss.backward()
+                torch.nn.utils.clip_grad_value_(model.parameters(), m.grad_clip)
+                optimizer.step()
+                if m.carry_state:  # truncated BPTT: the state flows on, its gradient stops here
+                    state = tuple(s.detach() for s in state)
+                else:
+                    state = None
+                step, frames = step + 1, frames + batch.done_target.size
+                bar.update()
+                rate = frames / (time.perf_counter() - tic)
+                values = {f"losses/{k}": v.item() for k, v in losses._asdict().items() if v is not None}
+                log.log(step, epoch=epoch, lr=lr, **values, **{"charts/frames_per_s": rate})
+                bar.set_postfix(loss=f"{losses.loss.item():.3f}", frames_s=f"{rate:.0f}")
+            epoch += 1
+            save()
+
+    # save
+    last = read_metrics(out / "metrics.jsonl")[-1]
+    save(complete=True, losses={k: v for k, v in last.items() if k.startswith("losses/")})
+    keys = [k for k in ("losses/loss", "losses/z", "losses/done", "losses/reward") if k in last]
+    plot_metrics(out / "metrics.jsonl", out / "loss.png", keys, "M: MDN-RNN training")
+    write_open_loop(rt, model, out / "open_loop.png")
+    print(f"train-mdnrnn: done, {step} steps; {out / 'loss.png'}")
+
+
+@torch.no_grad()
+def write_open_loop(rt: Runtime, model: MDNRNN, out: Path, context: int = 10, count: int = 10, stride: int = 4) -> None:
+    """Real frames (top) vs M's open-loop prediction decoded by V (bottom).
+
+    M reads the first `context` real frames, then runs on its own predictions (the most likely component's
+    mean per dimension) under the real actions, so the bottom row shows how far M's world drifts from the real one.
+    """
+    device = next(model.parameters()).device
+    series = load_series(episode_path(rt.run_dir / SERIES_DIR, 0))
+    obs = read_episode(episode_path(rt.run_dir / "episodes", 0)).obs
+    steps = min(len(obs) - 1, context + count * stride)
+    vae = load_vae(rt.run_dir, device)
+    action = torch.from_numpy(series["action"].reshape(len(obs), -1)).to(device)
+    z = torch.from_numpy(series["mu"][0:1]).to(device)
+    restart = torch.ones(1, device=device) if model.restart_input else None
+    state, predicted = None, []
+    for t in range(steps):
+        if t < context:
+            z = torch.from_numpy(series["mu"][t : t + 1]).to(device)
+        mdn, state = model.step(z, action[t : t + 1], restart, state)
+        restart = torch.zeros(1, device=device) if model.restart_input else None
+        best = mdn.log_pi.argmax(-1, keepdim=True)
+        z = mdn.mu.gather(-1, best).squeeze(-1)
+        predicted.append(z)
+    shown = list(range(context, steps, stride))[:count]
+    dreamed = tensor_to_frames(vae.decode(torch.cat([predicted[t - 1] for t in shown])))
+    save_png(out, frame_grid([obs[shown], dreamed]))
+
+
+def status(run_dir: Path, config) -> dict[str, Any]:
+    path = mdnrnn_checkpoint(run_dir)
+    if not path.is_file():
+        return {"status": "missing"}
+    state = load_checkpoint(path, "mdnrnn")
+    info: dict[str, Any] = {
+        "status": "done" if state["complete"] else "partial",
+        "epochs": f"{state['epoch']}/{config.mdnrnn.epochs}",
+        "steps": state["step"],
+        "parameters": state["parameters"],
+        "paper_parameters": state["paper_parameters"],
+    }
+    rows = read_metrics(path.parent / "metrics.jsonl")
+    if rows:
+        info.update({k.split("/")[1]: round(v, 4) for k, v in rows[-1].items() if k.startswith("losses/")})
+    return info
