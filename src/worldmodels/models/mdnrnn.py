@@ -197,13 +197,13 @@ class MDNRNN(nn.Module):
         batch, steps = x.shape[0], x.shape[1]
         if state is None:
             state = self.initial_state(batch, device=x.device, dtype=x.dtype)
-        input_gates = self._input_gates(x)
-        keep = (restart <= 0.5).to(x.dtype).unsqueeze(-1)  # (B, T, 1): 0 where the state is reset
+        # unbind, not input_gates[:, t]: the backward of T slicings would allocate T full-size gradients.
+        input_gates = self._input_gates(x).unbind(dim=1)
+        keep = (restart <= 0.5).to(x.dtype).unsqueeze(-1).unbind(dim=1)  # (B, 1) each: 0 where the state resets
         h, c = state
         outputs = []
         for t in range(steps):
-            keep_t = keep[:, t]
-            h, c = self._cell(input_gates[:, t], (h * keep_t, c * keep_t))
+            h, c = self._cell(input_gates[t], (h * keep[t], c * keep[t]))
             outputs.append(h)
         h_seq = torch.stack(outputs, dim=1)
         return self.head(h_seq), h_seq, (h, c)
