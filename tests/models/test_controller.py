@@ -77,7 +77,9 @@ def test_carracing_layout_and_mapping_by_hand() -> None:
     )
     torch.testing.assert_close(actions[0], expected)
     params[0, 2] = 0.4
-    torch.testing.assert_close(controller_actions(CARRACING_ZH, params, features)[0, 0, 2], torch.tensor(math.tanh(0.4)))
+    torch.testing.assert_close(
+        controller_actions(CARRACING_ZH, params, features)[0, 0, 2], torch.tensor(math.tanh(0.4))
+    )
 
 
 def test_doom_has_no_bias_and_reads_z_c_h() -> None:
@@ -103,7 +105,10 @@ def numpy_reference(spec: ControllerSpec, params: np.ndarray, x: np.ndarray) -> 
         bias_o, weight_o = rest[:actions], rest[actions:].reshape(units, actions)
         u = np.tanh(np.tanh(x @ weight_h + bias_h) @ weight_o + bias_o)
     elif spec.bias:
-        u = np.tanh(x @ params[spec.action_dim :].reshape(spec.input_size, spec.action_dim) + params[: spec.action_dim])
+        u = np.tanh(
+            x @ params[spec.action_dim :].reshape(spec.input_size, spec.action_dim)
+            + params[: spec.action_dim]
+        )
     else:
         u = np.tanh(x @ params.reshape(spec.input_size, spec.action_dim))
     if spec.env == "doom":
@@ -123,13 +128,17 @@ def test_batched_equals_per_candidate_loop_and_reference(spec: ControllerSpec) -
         single = controller_actions(spec, torch.tensor(params[p : p + 1]), torch.tensor(features[p : p + 1]))
         np.testing.assert_allclose(batched[p], single.numpy()[0], rtol=1e-12, atol=1e-12)
         for r in range(rollouts):
-            np.testing.assert_allclose(batched[p, r], numpy_reference(spec, params[p], features[p, r]), atol=1e-12)
+            np.testing.assert_allclose(
+                batched[p, r], numpy_reference(spec, params[p], features[p, r]), atol=1e-12
+            )
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda spec: spec.mode)
 def test_action_ranges(spec: ControllerSpec) -> None:
     torch.manual_seed(0)
-    actions = controller_actions(spec, torch.randn(8, spec.num_params) * 3, torch.randn(8, 50, spec.input_size))
+    actions = controller_actions(
+        spec, torch.randn(8, spec.num_params) * 3, torch.randn(8, 50, spec.input_size)
+    )
     if spec.env == "doom":
         assert float(actions.min()) >= -1 and float(actions.max()) <= 1
         assert float(actions.min()) < -1 / 3 and float(actions.max()) > 1 / 3
@@ -146,11 +155,15 @@ def test_single_agent_wrapper() -> None:
     z, h, c = rng.normal(size=32), rng.normal(size=256), rng.normal(size=256)
     action = Controller(CARRACING_ZH, params).act(z, h, c)
     assert action.shape == (3,)
-    np.testing.assert_allclose(action, numpy_reference(CARRACING_ZH, params, np.concatenate([z, h])), atol=1e-5)
+    np.testing.assert_allclose(
+        action, numpy_reference(CARRACING_ZH, params, np.concatenate([z, h])), atol=1e-5
+    )
     doom_params = rng.normal(size=1088) * 0.1
     z64 = rng.normal(size=64)
     h512, c512 = rng.normal(size=512), rng.normal(size=512)
-    doom_action = Controller(DOOM_ZCH, doom_params).act(torch.tensor(z64), torch.tensor(h512), torch.tensor(c512))
+    doom_action = Controller(DOOM_ZCH, doom_params).act(
+        torch.tensor(z64), torch.tensor(h512), torch.tensor(c512)
+    )
     expected = numpy_reference(DOOM_ZCH, doom_params, np.concatenate([z64, c512, h512]))
     np.testing.assert_allclose(doom_action, expected, atol=1e-5)
     with pytest.raises(ValueError):

@@ -1,4 +1,4 @@
-"""M: parameter counts, head layout, restart unroll, step/forward agreement, loss and sampling (SPEC section 2)."""
+"""M: counts, head layout, restart unroll, step/forward agreement, loss and sampling (SPEC section 2)."""
 
 import math
 
@@ -24,7 +24,9 @@ def carracing() -> MDNRNN:
 
 
 def doom() -> MDNRNN:
-    return MDNRNN(latent_dim=64, action_dim=1, hidden_size=512, num_mixtures=5, restart_input=True, done_head=True)
+    return MDNRNN(
+        latent_dim=64, action_dim=1, hidden_size=512, num_mixtures=5, restart_input=True, done_head=True
+    )
 
 
 def test_parameter_counts_are_paper_plus_second_bias() -> None:
@@ -108,12 +110,12 @@ def test_restart_resets_state_before_the_step() -> None:
     restart = torch.zeros(2, 7)
     restart[0, 3] = 1.0
     state = (torch.randn(2, 8), torch.randn(2, 8))
-    out, h_seq, final = model(z, action, restart, state)
+    _, h_seq, final = model(z, action, restart, state)
     # Row 0 from step 3 on equals the suffix run from a zero state.
     _, suffix, suffix_final = model(z[:1, 3:], action[:1, 3:], restart[:1, 3:], None)
     torch.testing.assert_close(h_seq[:1, 3:], suffix)
     torch.testing.assert_close(final[1][:1], suffix_final[1])
-    # Independent of the unroll: PyTorch's LSTM on the suffix from zero state (reset BEFORE step 3, not after).
+    # Independent of the unroll: PyTorch's LSTM on the suffix from zero state (reset BEFORE step 3).
     x_suffix = torch.cat([z[:1, 3:], action[:1, 3:], restart[:1, 3:].unsqueeze(-1)], -1)
     torch.testing.assert_close(h_seq[:1, 3:], model.lstm(x_suffix)[0])
     # ...and differs from not resetting (so the test can fail).
@@ -138,7 +140,9 @@ def test_step_matches_forward(restart_input: bool) -> None:
     out, h_seq, final = model(z, action, restart, state)
     stepped = state
     for t in range(5):
-        step_out, stepped = model.step(z[:, t], action[:, t], None if restart is None else restart[:, t], stepped)
+        step_out, stepped = model.step(
+            z[:, t], action[:, t], None if restart is None else restart[:, t], stepped
+        )
         torch.testing.assert_close(stepped[0], h_seq[:, t])
         for name in ("log_pi", "mu", "log_sigma", "done_logit"):
             full = getattr(out, name)
@@ -263,7 +267,9 @@ def test_sampling_component_frequencies_follow_tempered_softmax() -> None:
 def test_sampling_is_per_dimension_and_reproducible() -> None:
     torch.manual_seed(0)
     shape = (1024, 64, 5)
-    out = MDNOutput(torch.log_softmax(torch.randn(shape), -1), torch.randn(shape), torch.randn(shape), None, None)
+    out = MDNOutput(
+        torch.log_softmax(torch.randn(shape), -1), torch.randn(shape), torch.randn(shape), None, None
+    )
     first = sample_mixture(out, 1.15, generator=torch.Generator().manual_seed(7))
     second = sample_mixture(out, 1.15, generator=torch.Generator().manual_seed(7))
     assert first.shape == (1024, 64)

@@ -98,15 +98,20 @@ def test_loss_against_hand_computation_with_kl_floor() -> None:
     latent_dim = 32
     x = torch.zeros(2, 3, 64, 64)
     recon = torch.full((2, 3, 64, 64), 0.1)
-    # Sample 0: mu = 0, logvar = 0 -> KL 0, floored to 0.5 * 32 = 16. Sample 1: mu = 2 -> KL = 0.5 * 4 * 32 = 64.
+    # Sample 0: mu = 0, logvar = 0 -> KL 0, floored to 0.5 * 32 = 16.
+    # Sample 1: mu = 2 -> KL = 0.5 * 4 * 32 = 64.
     mu = torch.zeros(2, latent_dim)
     mu[1] = 2.0
     mu.requires_grad_(True)
     logvar = torch.zeros(2, latent_dim, requires_grad=True)
     result = vae_loss(x, recon, mu, logvar, kl_tolerance=0.5)
-    assert float(result.reconstruction.detach()) == pytest.approx(3 * 64 * 64 * 0.01, rel=1e-5)  # sum, not mean
+    assert float(result.reconstruction.detach()) == pytest.approx(
+        3 * 64 * 64 * 0.01, rel=1e-5
+    )  # sum, not mean
     assert float(result.kl.detach()) == pytest.approx((16.0 + 64.0) / 2)
-    assert float(result.loss.detach()) == pytest.approx(float(result.reconstruction.detach()) + 40.0, rel=1e-6)
+    assert float(result.loss.detach()) == pytest.approx(
+        float(result.reconstruction.detach()) + 40.0, rel=1e-6
+    )
     result.kl.backward()
     # Below the floor the KL has no gradient; above it d/dmu (0.5 mu^2) / B = 2 / 2 = 1.
     assert torch.count_nonzero(mu.grad[0]) == 0

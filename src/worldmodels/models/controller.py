@@ -22,8 +22,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "MODES",
     "ENVS",
+    "MODES",
     "Controller",
     "ControllerSpec",
     "controller_actions",
@@ -75,7 +75,9 @@ def controller_num_params(
     input_size = controller_input_size(mode, latent_dim, hidden_size)
     bias = _default_bias(mode) if bias is None else bias
     if mode == "z_hidden":
-        return input_size * hidden_units + hidden_units * action_dim + (hidden_units + action_dim if bias else 0)
+        return (
+            input_size * hidden_units + hidden_units * action_dim + (hidden_units + action_dim if bias else 0)
+        )
     return input_size * action_dim + (action_dim if bias else 0)
 
 
@@ -100,7 +102,9 @@ class ControllerSpec:
         if self.env not in ENVS:
             raise ValueError(f"unknown controller env {self.env!r}; expected one of {', '.join(ENVS)}")
         if self.env == "carracing" and self.action_dim != 3:
-            raise ValueError(f"the carracing controller has 3 actions (steer, gas, brake), got {self.action_dim}")
+            raise ValueError(
+                f"the carracing controller has 3 actions (steer, gas, brake), got {self.action_dim}"
+            )
         if min(self.latent_dim, self.action_dim, self.hidden_units) < 1 or self.hidden_size < 0:
             raise ValueError(f"controller sizes must be positive: {self}")
         if self.bias is None:
@@ -141,7 +145,9 @@ def controller_features(spec: ControllerSpec, z: Tensor, h: Tensor | None, c: Te
     return z
 
 
-def _affine(x: Tensor, params: Tensor, offset: int, in_size: int, out_size: int, bias: bool) -> tuple[Tensor, int]:
+def _affine(
+    x: Tensor, params: Tensor, offset: int, in_size: int, out_size: int, bias: bool
+) -> tuple[Tensor, int]:
     """x (P, R, in) @ W (P, in, out) + b (P, 1, out), reading [b, W] from params (P, N) at offset."""
     population = params.shape[0]
     b = None
@@ -202,7 +208,10 @@ class Controller:
         self._params = torch.as_tensor(params, dtype=torch.float32).unsqueeze(0)
 
     def act(
-        self, z: np.ndarray | Tensor, h: np.ndarray | Tensor | None = None, c: np.ndarray | Tensor | None = None
+        self,
+        z: np.ndarray | Tensor,
+        h: np.ndarray | Tensor | None = None,
+        c: np.ndarray | Tensor | None = None,
     ) -> np.ndarray:
         """Action (A,) for one step from z (Z,), h (H,) and c (H,) (h, c only where the mode uses them)."""
 

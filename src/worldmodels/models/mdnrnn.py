@@ -1,9 +1,9 @@
 """M: the mixture-density recurrent network of World Models (SPEC section 2).
 
-An LSTM over [z_t, a_t] (plus Doom's restart flag) followed by one linear head giving, for every latent dimension
-independently, a 1-D mixture of K Gaussians over z_{t+1} (`carracing/rnn/rnn.py` L120-160), optionally a done
-(restart) logit (`doomrnn/doomrnn.py` L254-416) and a reward prediction (this project's addition, off in the
-paper presets).
+An LSTM over [z_t, a_t] (plus Doom's restart flag) followed by one linear head giving, for every latent
+dimension independently, a 1-D mixture of K Gaussians over z_{t+1} (`carracing/rnn/rnn.py` L120-160),
+optionally a done (restart) logit (`doomrnn/doomrnn.py` L254-416) and a reward prediction (this project's
+addition, off in the paper presets).
 
 Shape letters: B batch, T time, N any batch of single steps, Z latent, A action, H hidden, K mixtures.
 """
@@ -18,9 +18,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 __all__ = [
+    "MDNRNN",
     "MDNLoss",
     "MDNOutput",
-    "MDNRNN",
     "mdnrnn_loss",
     "mixture_nll",
     "paper_parameter_count",
@@ -43,7 +43,7 @@ class MDNOutput(NamedTuple):
     log_sigma: Tensor
     """(..., Z, K) component log standard deviations, unbounded (no clamp, as the original)."""
     done_logit: Tensor | None
-    """(...,) logit of "the next frame starts a new episode" (Doom's restart head), when the done head exists."""
+    """(...,) logit of "the next frame starts a new episode" (Doom's restart head), if that head exists."""
     reward: Tensor | None
     """(...,) predicted reward, when the reward head exists."""
 
@@ -51,7 +51,7 @@ class MDNOutput(NamedTuple):
 class MDNRNN(nn.Module):
     """LSTM + mixture density head, with the original's TF-like initialisation.
 
-    Parameter count = the paper's + 4H: PyTorch's LSTM has two bias vectors (bias_ih, bias_hh) where TF's has one.
+    Parameter count = the paper's + 4H: PyTorch's LSTM has two bias vectors (bias_ih, bias_hh), TF's has one.
     CarRacing (Z=32, A=3, H=256): 422,368 + 1,024. Doom (Z=64, A=1, H=512, restart input, done head):
     1,678,785 + 2,048. `paper_parameter_count` gives the paper's number.
     """
@@ -95,10 +95,10 @@ class MDNRNN(nn.Module):
     def reset_parameters(self) -> None:
         """TF-like initialisation (PyTorch's LSTM default is uniform(+-1/sqrt(H)) on everything).
 
-        TF's LSTM has one kernel over concat[x, h] of shape [in + H, 4H], glorot-uniform, so both weight_ih and
-        weight_hh get the limit sqrt(6 / ((in + H) + 4H)); its bias is zero and forget_bias = 1.0 is added inside
-        the forget gate's sigmoid (`LayerNormBasicLSTMCell`, SPEC section 2). Here that constant lives in
-        bias_ih's forget-gate slice (PyTorch gate order i, f, g, o), and bias_hh stays zero.
+        TF's LSTM has one kernel over concat[x, h] of shape [in + H, 4H], glorot-uniform, so both weight_ih
+        and weight_hh get the limit sqrt(6 / ((in + H) + 4H)); its bias is zero and forget_bias = 1.0 is added
+        inside the forget gate's sigmoid (`LayerNormBasicLSTMCell`, SPEC section 2). Here that constant lives
+        in bias_ih's forget-gate slice (PyTorch gate order i, f, g, o), and bias_hh stays zero.
         """
         hidden = self.hidden_size
         limit = math.sqrt(6.0 / (self.input_size + hidden + 4 * hidden))
@@ -178,7 +178,8 @@ class MDNRNN(nn.Module):
             z: (B, T, Z) latents z_t.
             action: (B, T, A) actions a_t.
             restart: (B, T) float {0, 1}, 1 on the first frame of an episode; required iff restart_input.
-                Where restart_t > 0.5 the state is reset to zero before step t (`doomrnn/doomrnn.py` L324-348).
+                Where restart_t > 0.5 the state is reset to zero before step t
+                (`doomrnn/doomrnn.py` L324-348).
             state: initial (h, c), each (B, H), or None for zeros.
 
         Returns:
@@ -199,7 +200,9 @@ class MDNRNN(nn.Module):
             state = self.initial_state(batch, device=x.device, dtype=x.dtype)
         # unbind, not input_gates[:, t]: the backward of T slicings would allocate T full-size gradients.
         input_gates = self._input_gates(x).unbind(dim=1)
-        keep = (restart <= 0.5).to(x.dtype).unsqueeze(-1).unbind(dim=1)  # (B, 1) each: 0 where the state resets
+        keep = (
+            (restart <= 0.5).to(x.dtype).unsqueeze(-1).unbind(dim=1)
+        )  # (B, 1) each: 0 where the state resets
         h, c = state
         outputs = []
         for t in range(steps):
@@ -330,7 +333,7 @@ def sample_mixture(out: MDNOutput, temperature: float, generator: torch.Generato
     mu, log_sigma = out.mu, out.log_sigma
     probabilities = torch.softmax(out.log_pi / temperature, dim=-1)
     cumulative = probabilities.cumsum(dim=-1)
-    uniform = torch.rand(mu.shape[:-1] + (1,), generator=generator, device=mu.device, dtype=mu.dtype)
+    uniform = torch.rand((*mu.shape[:-1], 1), generator=generator, device=mu.device, dtype=mu.dtype)
     # First k with cumulative_k >= u; the clamp guards against the last cumulative sum rounding below u.
     index = (cumulative < uniform).sum(dim=-1, keepdim=True).clamp_(max=mu.shape[-1] - 1)
     chosen_mu = mu.gather(-1, index).squeeze(-1)

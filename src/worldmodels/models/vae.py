@@ -29,7 +29,7 @@ FRAME_SIZE = 64
 
 # Encoder: (out_channels, kernel) of the four stride-2 'valid' convolutions, 64 -> 31 -> 14 -> 6 -> 2.
 _ENCODER_LAYERS = ((32, 4), (64, 4), (128, 4), (256, 4))
-# Decoder: (out_channels, kernel) of the four stride-2 'valid' transposed convolutions, 1 -> 5 -> 13 -> 30 -> 64.
+# Decoder: (out_channels, kernel) of the four stride-2 'valid' transposed convs, 1 -> 5 -> 13 -> 30 -> 64.
 _DECODER_LAYERS = ((128, 5), (64, 5), (32, 6), (3, 6))
 _FLAT_SIZE = 2 * 2 * 256  # 1024
 
@@ -38,8 +38,8 @@ def _tf_default_init(module: nn.Module) -> None:
     """TF `tf.layers` defaults: glorot-uniform kernels, zero biases (PyTorch's defaults differ).
 
     `nn.init.xavier_uniform_` computes fan_in/fan_out from (out, in, k, k) for Conv2d and (in, out, k, k) for
-    ConvTranspose2d; glorot's limit sqrt(6 / (fan_in + fan_out)) is symmetric in the two, so the limits equal TF's
-    for its (k, k, in, out) conv and (k, k, out, in) transposed-conv kernels.
+    ConvTranspose2d; glorot's limit sqrt(6 / (fan_in + fan_out)) is symmetric in the two, so the limits equal
+    TF's for its (k, k, in, out) conv and (k, k, out, in) transposed-conv kernels.
     """
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
@@ -63,7 +63,7 @@ class ConvVAE(nn.Module):
         encoder: list[nn.Module] = []
         in_channels = 3
         for out_channels, kernel in _ENCODER_LAYERS:
-            # padding=0 is TF's 'valid' padding (`tf.layers.conv2d` default), ReLU as `carracing/vae/vae.py` L36-39.
+            # padding=0 is TF's 'valid' (`tf.layers.conv2d` default); ReLU as `carracing/vae/vae.py` L36-39.
             encoder += [nn.Conv2d(in_channels, out_channels, kernel, stride=2, padding=0), nn.ReLU()]
             in_channels = out_channels
         self.encoder = nn.Sequential(*encoder)
@@ -75,7 +75,7 @@ class ConvVAE(nn.Module):
         self.fc_mu = nn.Linear(_FLAT_SIZE, latent_dim)
         self.fc_logvar = nn.Linear(_FLAT_SIZE, latent_dim)
 
-        # `dec_fc` is linear (no activation) in the original (`carracing/vae/vae.py` L49), then reshaped 1x1x1024.
+        # `dec_fc` is linear (no activation) in the original (`carracing/vae/vae.py` L49), reshaped 1x1x1024.
         self.decoder_fc = nn.Linear(latent_dim, _FLAT_SIZE)
         decoder: list[nn.Module] = []
         in_channels = _FLAT_SIZE
@@ -97,7 +97,9 @@ class ConvVAE(nn.Module):
         Returns:
             mu (B, Z) and logvar (B, Z), the log-variance (sigma = exp(logvar / 2)).
         """
-        features = self.encoder(x).flatten(start_dim=1)  # (B, 1024), (C, H, W) order: see the note in __init__
+        features = self.encoder(x).flatten(
+            start_dim=1
+        )  # (B, 1024), (C, H, W) order: see the note in __init__
         return self.fc_mu(features), self.fc_logvar(features)
 
     def decode(self, z: Tensor) -> Tensor:
@@ -145,7 +147,9 @@ def sample_latent(mu: Tensor, logvar: Tensor, generator: torch.Generator | None 
 
 
 def frames_to_tensor(frames: np.ndarray | Tensor, device: torch.device | str | None = None) -> Tensor:
-    """uint8 NHWC frames to V's float NCHW input in [0, 1] (`obs.astype(float) / 255.0`, `carracing/vae_train.py` L89).
+    """uint8 NHWC frames to V's float NCHW input in [0, 1].
+
+    As the original's `obs.astype(float) / 255.0` (`carracing/vae_train.py` L89).
 
     Args:
         frames: (B, 64, 64, 3) uint8 numpy array or tensor (any number of leading dimensions is accepted).
@@ -190,8 +194,8 @@ def vae_loss(x: Tensor, recon: Tensor, mu: Tensor, logvar: Tensor, kl_tolerance:
 
     reconstruction = mean over the batch of the SUM of squared errors over all 3 * 64 * 64 values (not a mean,
     not BCE). kl = per-sample KL(N(mu, sigma^2) || N(0, I)) summed over Z, clamped from below at
-    kl_tolerance * Z nats (16 for Z = 32), then averaged over the batch. The floor is on the per-sample total, not
-    per dimension, and below it the KL has zero gradient (as `tf.maximum`).
+    kl_tolerance * Z nats (16 for Z = 32), then averaged over the batch. The floor is on the per-sample total,
+    not per dimension, and below it the KL has zero gradient (as `tf.maximum`).
 
     Args:
         x: (B, 3, 64, 64) target frames in [0, 1].
@@ -207,4 +211,3 @@ def vae_loss(x: Tensor, recon: Tensor, mu: Tensor, logvar: Tensor, kl_tolerance:
     kl_per_sample = -0.5 * (1.0 + logvar - mu.square() - logvar.exp()).sum(dim=-1)
     kl = torch.clamp(kl_per_sample, min=kl_tolerance * mu.shape[-1]).mean()
     return VAELoss(loss=reconstruction + kl, reconstruction=reconstruction, kl=kl)
-
