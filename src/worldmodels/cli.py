@@ -59,8 +59,21 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="worldmodels", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    stage_parsers = {}
     for name, (_, help_text) in STAGES.items():
-        _add_common(sub.add_parser(name, help=help_text, description=help_text))
+        stage_parsers[name] = sub.add_parser(name, help=help_text, description=help_text)
+        _add_common(stage_parsers[name])
+    for name in ("evaluate", "run"):
+        stage_parsers[name].add_argument("--episodes", type=int, help="real episodes to score (evaluate.episodes)")
+    stage_parsers["evaluate"].add_argument(
+        "--video", action="store_true", help="also write eval.gif: the first episode beside V's reconstruction")
+    dream = sub.add_parser("dream", help="a video of the controller acting inside M's dream, decoded by V")
+    dream.add_argument("run_dir", type=Path)
+    dream.add_argument("--temperature", type=float, help="dream temperature (default: the run's)")
+    dream.add_argument("--out", type=Path, help="GIF to write (default RUN_DIR/dream.gif)")
+    dream.add_argument("--steps", type=int, help="step cap (default: the run's controller.max_steps)")
+    dream.add_argument("--seed", type=int, default=0, help="seed of the dream episode")
+    dream.add_argument("--device", default="auto", choices=DEVICES)
     inspect = sub.add_parser("inspect", help="what a run directory holds: config and each stage's status")
     inspect.add_argument("run_dir", type=Path)
     inspect.add_argument("--json", action="store_true", help="one JSON object with keys stages and config")
@@ -73,6 +86,8 @@ def make_runtime(args: argparse.Namespace) -> Runtime:
     """Resolve the config (preset or run directory's, plus overrides) and record it in the run directory."""
     if args.workers < 1:
         raise UserError(f"--workers {args.workers}: must be at least 1")
+    if getattr(args, "episodes", None) is not None:
+        args.overrides.append(f"evaluate.episodes={args.episodes}")
     run_dir = args.run_dir or Path("runs") / (args.preset or DEFAULT_PRESET)
     if args.preset is None and (run_dir / CONFIG_FILE).is_file():
         config = apply_overrides(load_run_config(run_dir), args.overrides, args.seed)
@@ -109,6 +124,16 @@ def stage_module(command: str):
         raise UserError(f"`{command}` is not built yet in this version of worldmodels") from None
 
 
+def cmd_dream(args: argparse.Namespace) -> None:
+    from worldmodels.stages.dream import write_dream_video
+
+    if args.temperature is not None and args.temperature <= 0:
+        raise UserError(f"--temperature {args.temperature}: must be positive")
+    out = args.out or args.run_dir / "dream.gif"
+    path, total, steps = write_dream_video(args.run_dir, out, args.temperature, args.steps, args.seed, args.device)
+    print(f"dream: {steps} steps, return {total:.1f} -> {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -116,9 +141,12 @@ def main(argv: list[str] | None = None) -> int:
             cmd_presets(args)
         elif args.command == "inspect":
             cmd_inspect(args)
+        elif args.command == "dream":
+            cmd_dream(args)
+        elif args.command == "evaluate":
+            stage_module(args.command).run(make_runtime(args), video=args.video)
         else:
-            rt = make_runtime(args)
-            stage_module(args.command).run(rt)
+            stage_module(args.command).run(make_runtime(args))
         return 0
     except UserError as e:
         print(f"worldmodels: error: {e}", file=sys.stderr)

@@ -403,15 +403,17 @@ def save_run_config(run_dir: Path, config: Config, force: bool = False) -> None:
     """Write config.yaml; refuse to change the config of an existing run unless `force`."""
     path = Path(run_dir) / CONFIG_FILE
     if path.is_file() and not force:
-        old = load_run_config(run_dir)
-        if old != config:
-            old_flat, new_flat = _flatten(old.to_dict()), _flatten(config.to_dict())
-            diffs = [f"{k}: {old_flat[k]!r} -> {new_flat[k]!r}" for k in new_flat if old_flat[k] != new_flat[k]]
+        old_flat, new_flat = _flatten(load_run_config(run_dir).to_dict()), _flatten(config.to_dict())
+        # evaluate.* changes no artifact of an earlier stage, so it may change freely
+        diffs = [f"{k}: {old_flat[k]!r} -> {new_flat[k]!r}" for k in new_flat
+                 if old_flat[k] != new_flat[k] and not k.startswith("evaluate.")]
+        if diffs:
             raise UserError(
                 f"{run_dir} was made with a different config ({'; '.join(diffs)}): use another --run-dir, "
                 "or --force to continue with the new config"
             )
-        return
+        if old_flat == new_flat:
+            return
     atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 

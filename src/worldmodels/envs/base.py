@@ -28,7 +28,7 @@ def resize_frame(frame: np.ndarray) -> np.ndarray:
     accident of an old API and is not reproduced (SPEC.md Part A).
     """
     image = Image.fromarray(np.ascontiguousarray(frame)).resize((64, 64), Image.BILINEAR)
-    return np.asarray(image, dtype=np.uint8)
+    return np.array(image, dtype=np.uint8)  # a writable copy (torch warns on read-only arrays)
 
 
 class FrameEnv:

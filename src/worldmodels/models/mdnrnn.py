@@ -226,6 +226,11 @@ class MDNRNN(nn.Module):
         Returns:
             (MDNOutput for z_{t+1} with shapes (N, Z, K) / (N,), new state (h, c)).
         """
+        h, c = self.advance(z, action, restart, state)
+        return self.head(h), (h, c)
+
+    def advance(self, z: Tensor, action: Tensor, restart: Tensor | None, state: State | None) -> State:
+        """`step` without the mixture head: only the new state (h, c), for agents that need h but not z_{t+1}."""
         x = self._inputs(z, action, restart)
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
@@ -233,8 +238,7 @@ class MDNRNN(nn.Module):
         if restart is not None:
             keep = (restart <= 0.5).to(x.dtype).unsqueeze(-1)
             h, c = h * keep, c * keep
-        h, c = self._cell(self._input_gates(x), (h, c))
-        return self.head(h), (h, c)
+        return self._cell(self._input_gates(x), (h, c))
 
 
 def paper_parameter_count(model: MDNRNN) -> int:

@@ -1,0 +1,40 @@
+"""`worldmodels dream RUN_DIR`: a video of the trained controller acting inside M's dream, decoded by V."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from worldmodels.artifacts import load_vae
+from worldmodels.config import load_run_config
+from worldmodels.envs.dream import DreamBatch, DreamWorld
+from worldmodels.media import save_gif
+from worldmodels.models.controller import controller_actions
+from worldmodels.models.vae import tensor_to_frames
+from worldmodels.runtime import resolve_device
+from worldmodels.stages.train_controller import controller_spec, load_best
+
+
+@torch.no_grad()
+def write_dream_video(run_dir: Path, out: Path, temperature: float | None = None, steps: int | None = None,
+                      seed: int = 0, device: str = "auto") -> tuple[Path, float, int]:
+    """One dream episode of the best controller as a GIF; returns (path, return, length)."""
+    config = load_run_config(run_dir)
+    torch_device = resolve_device(device)
+    params, _ = load_best(run_dir)
+    spec = controller_spec(config)
+    world = DreamWorld.from_run(run_dir, torch_device)
+    vae = load_vae(run_dir, torch_device)
+    tau = config.controller.temperature if temperature is None else temperature
+    batch = DreamBatch(world, tau, steps or config.controller.max_steps)
+    batch.reset(torch.tensor([seed]))
+    params_t = torch.as_tensor(params, device=torch_device)[None]
+    frames = [tensor_to_frames(vae.decode(batch.z))[0]]
+    while bool(batch.alive.any()):
+        action = controller_actions(spec, params_t, batch.features(spec)[None])[0]
+        batch.step(action)
+        frames.append(tensor_to_frames(vae.decode(batch.z))[0])
+    save_gif(out, np.stack(frames), fps=25)
+    return out, float(batch.returns[0]), len(frames) - 1

@@ -1,0 +1,92 @@
+"""`worldmodels evaluate`: the trained agent (V, M, C) over real episodes with fixed, recorded seeds.
+
+Writes `eval.json` with mean, std, returns, episodes and seeds (the paper reports the mean ± std over 100
+episodes). `--video` also records the first episode: what the agent sees beside V's reconstruction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worldmodels.checkpoint import atomic_write_text
+from worldmodels.errors import UserError
+from worldmodels.logger import progress_bar
+from worldmodels.runtime import Runtime
+
+EVAL_FILE = "eval.json"
+
+
+def evaluation_episode_seeds(config) -> list[int]:
+    return [config.evaluate.seed + i for i in range(config.evaluate.episodes)]
+
+
+def run(rt: Runtime, video: bool = False) -> dict[str, Any]:
+    from worldmodels.executors import make_executor
+    from worldmodels.rollout import RolloutTask, RolloutWorker
+    from worldmodels.stages.train_controller import load_best
+
+    cfg = rt.config
+    params, meta = load_best(rt.run_dir)
+    seeds = evaluation_episode_seeds(cfg)
+    max_steps = task_max_steps(cfg)
+    tic = time.perf_counter()
+    worker = RolloutWorker(str(rt.run_dir), cfg.to_dict(), max_steps)
+    tasks = [RolloutTask(params, (seed,)) for seed in seeds]
+    with make_executor(rt.executor, worker, workers=rt.workers, task_timeout=900.0,
+                       ray_address=rt.ray_address) as executor:
+        with progress_bar(len(tasks), "evaluate", unit="ep", quiet=rt.quiet) as bar:
+            returns = np.array([r[0] for r in executor.map(tasks, progress=bar.advance_to)])
+    result = {
+        "mean": float(returns.mean()), "std": float(returns.std()), "episodes": len(returns),
+        "returns": returns.tolist(), "seeds": seeds, "env": cfg.env,
+        "controller": {"mode": meta["mode"], "trained_in": meta["where"], "generation": meta["generation"],
+                       "temperature": meta["temperature"], "training_score": meta["score"]},
+        "seconds": round(time.perf_counter() - tic, 1),
+    }
+    atomic_write_text(rt.run_dir / EVAL_FILE, json.dumps(result, indent=2))
+    print(f"evaluate: {result['mean']:.1f} ± {result['std']:.1f} over {len(returns)} real episodes "
+          f"-> {rt.run_dir / EVAL_FILE}")
+    if video:
+        write_video(rt, params, seeds[0], max_steps)
+    return result
+
+
+def task_max_steps(config) -> int:
+    from worldmodels.envs import task_spec
+
+    return task_spec(config.env).max_steps
+
+
+def write_video(rt: Runtime, params: np.ndarray, seed: int, max_steps: int) -> Path:
+    """The first evaluation episode as a GIF: the real frame (left) beside V's reconstruction (right)."""
+    from worldmodels.envs import make_env
+    from worldmodels.media import save_gif
+    from worldmodels.rollout import load_agent
+
+    agent, cfg = load_agent(rt.run_dir, rt.torch_device)
+    env = make_env(cfg.env)
+    episode = agent.run_episode(env, params, seed, max_steps, record=True)
+    env.close()
+    gap = np.full((64, 2, 3), 255, np.uint8)
+    frames = [np.concatenate([f, gap, r], axis=1) for f, r in zip(episode.frames, episode.reconstructions)]
+    out = save_gif(rt.run_dir / "eval.gif", frames[::2], fps=25)
+    print(f"evaluate: video of seed {seed} ({episode.length} steps, return {episode.total_reward:.1f}) -> {out}")
+    return out
+
+
+def status(run_dir: Path, config) -> dict[str, Any]:
+    path = Path(run_dir) / EVAL_FILE
+    if not path.is_file():
+        return {"status": "missing"}
+    try:
+        result = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise UserError(f"{path} is corrupt: delete it and run `worldmodels evaluate` again") from None
+    complete = result["seeds"] == evaluation_episode_seeds(config)
+    return {"status": "done" if complete else "partial", "mean": round(result["mean"], 1),
+            "std": round(result["std"], 1), "episodes": result["episodes"]}

@@ -1,0 +1,174 @@
+"""`worldmodels train-controller`: C by CMA-ES, scored in the real environment or in M's dream (SPEC.md 3-4).
+
+Per generation: ask P candidates; score each by the mean return of R rollouts with paired seeds
+(candidates i and i + P/2 share theirs); tell. Every `eval_every` generations the distribution mean is
+scored on `eval_rollouts` fixed seeds and kept in `best.npz` when it beats the best so far (the
+original's `.best.json`). The whole ES state is checkpointed every generation, so a killed run resumes at
+the generation it was in.
+
+In the dream all P x R agents step as one batch on the chosen device; in the real environment each
+candidate's rollouts are one task on the executor (a process pool by default), whose workers load V and M
+once.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worldmodels.artifacts import CONTROLLER_DIR
+from worldmodels.checkpoint import load_checkpoint, save_checkpoint
+from worldmodels.config import Config
+from worldmodels.data.episodes import read_arrays, write_arrays
+from worldmodels.envs import task_spec
+from worldmodels.errors import UserError
+from worldmodels.es import CMAES, evaluation_seeds, paired_seeds
+from worldmodels.logger import MetricsLog, plot_metrics, read_metrics
+from worldmodels.models.controller import ControllerSpec
+from worldmodels.runtime import Runtime
+from worldmodels.seeding import derive_seed
+
+ES_CHECKPOINT, BEST = "es.pt", "best.npz"
+
+
+def controller_spec(config: Config, mode: str | None = None) -> ControllerSpec:
+    task = task_spec(config.env)
+    return ControllerSpec(mode=mode or config.controller.mode, latent_dim=config.vae.latent_dim,
+                          hidden_size=config.mdnrnn.hidden_size, action_dim=task.action_dim, env=config.env)
+
+
+class DreamScorer:
+    """Scores candidates inside M: one batched rollout of all P x R agents."""
+
+    def __init__(self, rt: Runtime, spec: ControllerSpec) -> None:
+        from worldmodels.envs.dream import DreamWorld
+
+        self.world = DreamWorld.from_run(rt.run_dir, rt.torch_device)
+        self.spec, self.c = spec, rt.config.controller
+
+    def __call__(self, candidates: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        from worldmodels.envs.dream import rollout_population
+
+        return rollout_population(self.world, self.spec, candidates, seeds, self.c.temperature, self.c.max_steps)
+
+    def close(self) -> None:
+        pass
+
+
+class RealScorer:
+    """Scores candidates in the real environment: one task per candidate on the executor."""
+
+    def __init__(self, rt: Runtime, spec: ControllerSpec) -> None:
+        from worldmodels.executors import make_executor
+        from worldmodels.rollout import RolloutWorker
+
+        worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), rt.config.controller.max_steps)
+        # a healthy episode takes seconds to a minute; a worker silent for 15 minutes is stuck
+        self.executor = make_executor(rt.executor, worker, workers=rt.workers, task_timeout=900.0,
+                                      ray_address=rt.ray_address)
+
+    def __call__(self, candidates: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        from worldmodels.rollout import RolloutTask
+
+        tasks = [RolloutTask(x.astype(np.float32), tuple(int(s) for s in row)) for x, row in zip(candidates, seeds)]
+        return np.array(self.executor.map(tasks), dtype=np.float64)
+
+    def close(self) -> None:
+        self.executor.close()
+
+
+def make_scorer(rt: Runtime, spec: ControllerSpec):
+    return DreamScorer(rt, spec) if rt.config.controller.where == "dream" else RealScorer(rt, spec)
+
+
+def run(rt: Runtime) -> None:
+    cfg, c = rt.config, rt.config.controller
+    out = rt.run_dir / CONTROLLER_DIR
+    path = out / ES_CHECKPOINT
+    spec = controller_spec(cfg)
+
+    # setup / restore
+    if path.is_file():
+        state = load_checkpoint(path, "es")
+        if state["complete"]:
+            print(f"train-controller: done ({state['es']['generation']} generations) in {path}")
+            return
+        es, best = CMAES.from_state_dict(state["es"]), state["best"]
+        print(f"train-controller: resuming at generation {es.generation}")
+    else:
+        es = CMAES(spec.num_params, c.population_size, c.sigma0, seed=derive_seed(cfg.seed, "cmaes"))
+        best = {"score": -np.inf, "std": 0.0, "generation": 0}
+    log = MetricsLog(out / "metrics.jsonl", resume_step=es.generation if es.generation else None)
+    eval_seeds = evaluation_seeds(c.seed, c.eval_rollouts)
+    print(f"train-controller: C has {spec.num_params} parameters ({spec.mode}), scored in the {c.where}; "
+          f"population {c.population_size} x {c.rollouts} rollouts, {c.generations} generations")
+
+    # loop
+    scorer = make_scorer(rt, spec)
+    try:
+        while es.generation < c.generations:
+            tic = time.perf_counter()
+            candidates = es.ask()
+            returns = scorer(candidates, paired_seeds(c.seed, es.generation, c.population_size, c.rollouts))
+            fitness = returns.mean(axis=1)  # the original's batch_mode='mean'
+            es.tell(candidates, fitness)
+            generation = es.generation
+            row: dict[str, Any] = {
+                "fitness/best": float(fitness.max()), "fitness/mean": float(fitness.mean()),
+                "fitness/worst": float(fitness.min()), "charts/sigma": es.sigma,
+            }
+            if generation % c.eval_every == 0 or generation == c.generations:
+                scores = scorer(es.mean[None], eval_seeds[None])[0]
+                row.update({"eval/mean": float(scores.mean()), "eval/std": float(scores.std())})
+                if scores.mean() > best["score"]:
+                    best = {"score": float(scores.mean()), "std": float(scores.std()), "generation": generation}
+                    write_arrays(out / BEST, compress=False, params=es.mean.astype(np.float32), meta={
+                        **best, "mode": spec.mode, "where": c.where, "temperature": c.temperature})
+            row["charts/seconds"] = time.perf_counter() - tic
+            log.log(generation, **row)
+            save_checkpoint(path, "es", {"es": es.state_dict(), "best": best,
+                                         "complete": generation >= c.generations, "num_params": spec.num_params})
+            evaluated = f"  eval {row['eval/mean']:.1f} ± {row['eval/std']:.1f}" if "eval/mean" in row else ""
+            if not rt.quiet:
+                print(f"generation {generation:>4}/{c.generations}  best {row['fitness/best']:8.1f}  "
+                      f"mean {row['fitness/mean']:8.1f}  worst {row['fitness/worst']:8.1f}  "
+                      f"{row['charts/seconds']:6.1f} s{evaluated}", flush=True)
+    finally:
+        scorer.close()
+
+    # save
+    plot_metrics(out / "metrics.jsonl", out / "fitness.png",
+                 ["fitness/best", "fitness/mean", "fitness/worst", "eval/mean"], f"C: CMA-ES in the {c.where}")
+    print(f"train-controller: done; best mean {best['score']:.1f} ± {best['std']:.1f} "
+          f"(generation {best['generation']}) in {out / BEST}")
+
+
+def load_best(run_dir: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """(params, meta) of the best controller, or a UserError saying what to run."""
+    path = Path(run_dir) / CONTROLLER_DIR / BEST
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: run `worldmodels train-controller` first")
+    data = read_arrays(path, ("params", "meta"))
+    return data["params"], data["meta"]
+
+
+def status(run_dir: Path, config: Config) -> dict[str, Any]:
+    path = Path(run_dir) / CONTROLLER_DIR / ES_CHECKPOINT
+    if not path.is_file():
+        return {"status": "missing"}
+    state = load_checkpoint(path, "es")
+    info: dict[str, Any] = {
+        "status": "done" if state["complete"] else "partial",
+        "generations": f"{state['es']['generation']}/{config.controller.generations}",
+        "parameters": state["num_params"],
+        "where": config.controller.where,
+    }
+    if np.isfinite(state["best"]["score"]):
+        info["best_eval"] = f"{state['best']['score']:.1f} ± {state['best']['std']:.1f}"
+    rows = read_metrics(path.parent / "metrics.jsonl")
+    if rows:
+        info["last_mean_fitness"] = round(rows[-1]["fitness/mean"], 2)
+    return info
