@@ -1,0 +1,139 @@
+"""The dream: batched == one at a time, Gymnasium API, CMA-ES improves in it, train-controller resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from dream_fixtures import LATENT, make_dream_run, survival_mdnrnn
+from gymnasium.utils.env_checker import check_env
+
+import worldmodels  # noqa: F401  (registers worldmodels/Dream-v0)
+from worldmodels.envs.dream import CounterRandom, DreamWorld, rollout_population, splitmix64
+from worldmodels.es import CMAES, paired_seeds
+from worldmodels.logger import read_metrics
+from worldmodels.models.controller import ControllerSpec
+
+
+@pytest.fixture(scope="module")
+def dream_run(tmp_path_factory):
+    return make_dream_run(tmp_path_factory.mktemp("dream"))
+
+
+def test_splitmix64_matches_reference():
+    """The int64 tensor hash equals splitmix64 computed with numpy's well-defined uint64 arithmetic."""
+    values = np.array([0, 1, 12345, 2**40 + 7, 2**62], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = values + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        expected = x ^ (x >> np.uint64(31))
+    got = splitmix64(torch.from_numpy(values.astype(np.int64))).numpy().astype(np.uint64)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_counter_random_is_uniform_and_normal():
+    rng = CounterRandom(torch.arange(2000))
+    steps = torch.zeros(2000, dtype=torch.int64)
+    u = rng.uniform(steps, 0, 50)
+    n = rng.normal(steps, 1, 50)
+    assert 0 < u.min() and u.max() < 1
+    assert abs(u.mean().item() - 0.5) < 0.01 and abs(u.var().item() - 1 / 12) < 0.005
+    assert abs(n.mean().item()) < 0.02 and abs(n.std().item() - 1) < 0.02
+    assert not torch.equal(rng.uniform(steps + 1, 0, 50), u)  # another step gives other numbers
+
+
+def _world(mdnrnn=None) -> DreamWorld:
+    rng = np.random.default_rng(1)
+    mu = torch.from_numpy(rng.normal(size=(10, LATENT)).astype(np.float32))
+    return DreamWorld(mdnrnn or survival_mdnrnn(), mu, torch.full_like(mu, -1.0), survival_reward=True)
+
+
+def test_batched_generation_equals_one_at_a_time():
+    world = _world()
+    spec = ControllerSpec("zch", LATENT, world.mdnrnn.hidden_size, 1, env="doom")
+    params = np.random.default_rng(0).normal(scale=0.5, size=(8, spec.num_params))
+    seeds = paired_seeds(3, 0, 8, 4)
+    batched = rollout_population(world, spec, params, seeds, temperature=1.15, max_steps=60)
+    single = np.stack([
+        np.concatenate([rollout_population(world, spec, params[p : p + 1], seeds[p : p + 1, r : r + 1], 1.15, 60)[0]
+                        for r in range(4)])
+        for p in range(8)
+    ])
+    assert len(np.unique(batched)) > 3, "episodes should end at different steps for this test to mean something"
+    np.testing.assert_array_equal(batched, single)
+
+
+def test_dream_env_passes_check_env(dream_run):
+    env = gym.make("worldmodels/Dream-v0", run_dir=dream_run, temperature=1.15, render_mode="rgb_array",
+                   device="cpu")
+    check_env(env.unwrapped, skip_render_check=False)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (LATENT + 2 * 8,) and obs.dtype == np.float32
+    assert env.render().shape == (64, 64, 3)
+    env.close()
+
+
+def test_vector_dream_env(dream_run):
+    envs = gym.make_vec("worldmodels/Dream-v0", num_envs=6, vectorization_mode="vector_entry_point",
+                        run_dir=dream_run, temperature=1.0, max_steps=5, device="cpu")
+    obs, _ = envs.reset(seed=0)
+    assert obs.shape == (6, LATENT + 16)
+    ended = np.zeros(6, bool)
+    for t in range(12):
+        previous_end = ended
+        obs, reward, terminated, truncated, _ = envs.step(np.ones((6, 1), np.float32))  # a = 1 survives
+        assert obs.shape == (6, LATENT + 16) and reward.shape == (6,)
+        np.testing.assert_array_equal(reward[previous_end], 0.0)  # autoreset step: no reward
+        ended = terminated | truncated
+        if t == 4:
+            assert truncated.all() and not terminated.any()  # survived to the cap of 5 steps
+    obs, reward, terminated, truncated, _ = envs.step(-np.ones((6, 1), np.float32))
+    envs.close()
+
+
+def test_cmaes_in_the_dream_improves_mean_return():
+    """The sign: maximising survival in the dream raises the population's mean return."""
+    world = _world()
+    spec = ControllerSpec("zch", LATENT, world.mdnrnn.hidden_size, 1, env="doom")
+    es = CMAES(spec.num_params, population_size=16, sigma0=0.1, seed=1)
+    means = []
+    for generation in range(12):
+        candidates = es.ask()
+        returns = rollout_population(world, spec, candidates, paired_seeds(0, generation, 16, 4), 1.0, 50)
+        es.tell(candidates, returns.mean(axis=1))
+        means.append(returns.mean())
+    assert np.mean(means[-3:]) > np.mean(means[:3]) + 10, means
+
+
+def test_train_controller_resumes_after_sigkill(tmp_path):
+    run_dir = make_dream_run(tmp_path / "run", ["controller.generations=40", "controller.eval_every=10",
+                                                 "controller.max_steps=300", "controller.rollouts=8"])
+    command = [sys.executable, "-m", "worldmodels", "train-controller", "--run-dir", str(run_dir), "--device", "cpu"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    metrics = run_dir / "controller" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(read_metrics(metrics)) < 3:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = len(read_metrics(metrics))
+    assert 3 <= done_before < 40, "kill the run midway"
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    resumed_at = int(result.stdout.split("resuming at generation ")[1].split()[0])
+    assert resumed_at >= done_before - 1  # at most the generation being checkpointed is redone
+    generations = [row["step"] for row in read_metrics(metrics)]
+    assert generations == list(range(1, 41))  # each generation logged exactly once
+    report = json.loads(subprocess.run([sys.executable, "-m", "worldmodels", "inspect", str(run_dir), "--json"],
+                                       capture_output=True, text=True, check=True).stdout)
+    assert report["stages"]["train-controller"]["status"] == "done"

@@ -1,0 +1,54 @@
+"""End to end with the real environments: `worldmodels run` on the smoke presets, then a rerun that does nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.realenv]
+
+
+def worldmodels(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "worldmodels", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("preset", ["doom-smoke", "carracing-smoke"])
+def test_run_smoke_preset_end_to_end(preset, tmp_path):
+    run_dir = tmp_path / preset
+    first = worldmodels("run", "--preset", preset, "--run-dir", str(run_dir), "--workers", "2", "--quiet")
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    assert evaluation["episodes"] == len(evaluation["returns"]) == len(evaluation["seeds"]) > 0
+    assert abs(evaluation["mean"] - sum(evaluation["returns"]) / evaluation["episodes"]) < 1e-6
+    for picture in ("vae/reconstructions.png", "vae/loss.png", "mdnrnn/loss.png", "mdnrnn/open_loop.png",
+                    "controller/fitness.png"):
+        assert (run_dir / picture).stat().st_size > 1000, picture
+
+    report = json.loads(worldmodels("inspect", str(run_dir), "--json").stdout)
+    assert {s["status"] for s in report["stages"].values()} == {"done"}, report["stages"]
+
+    tic = time.monotonic()
+    second = worldmodels("run", "--run-dir", str(run_dir))
+    assert second.returncode == 0, second.stderr
+    assert time.monotonic() - tic < 30  # nothing to do: it only checks the artifacts
+    assert second.stdout.count("is done, skipped") == 6, second.stdout
+
+
+def test_dream_video_and_evaluate_video(tmp_path):
+    """On a finished doom-smoke run: `dream` and `evaluate --video` write GIFs."""
+    run_dir = tmp_path / "doom"
+    assert worldmodels("run", "--preset", "doom-smoke", "--run-dir", str(run_dir), "--quiet",
+                       "--set", "controller.generations=1", "--set", "controller.eval_every=1").returncode == 0
+    dream = worldmodels("dream", str(run_dir), "--steps", "30", "--out", str(tmp_path / "dream.gif"))
+    assert dream.returncode == 0, dream.stderr
+    assert (tmp_path / "dream.gif").stat().st_size > 1000
+    video = worldmodels("evaluate", "--run-dir", str(run_dir), "--episodes", "1", "--video", "--quiet")
+    assert video.returncode == 0, video.stderr
+    assert (run_dir / "eval.gif").stat().st_size > 1000
+    assert json.loads((run_dir / "eval.json").read_text())["episodes"] == 1
