@@ -74,9 +74,16 @@ class CarRacingRandomAgentPolicy(Policy):
     def reset(self, rng: np.random.Generator) -> None:
         self.rng = rng
         stdev = rng.random() * 0.01  # init_random_model_params(stdev=np.random.rand()*0.01)
+        # V's and M's set_model_params divide by 10,000 (their JSON weights are ints of theta * 1e4), so their
+        # random weights are Cauchy * stdev / 1e4; only C's are Cauchy * stdev (`vae/vae.py`, `rnn/rnn.py`).
+        # Without that, V's logvar overflows exp() and the actions become NaN.
         for module in (self.vae, self.mdnrnn):
             for p in module.parameters():
-                p.copy_(torch.from_numpy(rng.standard_cauchy(p.shape) * stdev))
+                p.copy_(torch.from_numpy(rng.standard_cauchy(p.shape) * stdev / 1e4))
+        # TF's LSTM has one bias and a constant forget bias of 1.0 outside the weights: keep both so.
+        hidden = self.mdnrnn.hidden_size
+        self.mdnrnn.lstm.bias_hh_l0.zero_()
+        self.mdnrnn.lstm.bias_ih_l0[hidden : 2 * hidden] += 1.0
         self.params = torch.from_numpy(rng.standard_cauchy((1, self.spec.num_params)) * stdev).float()
         self.state = self.mdnrnn.initial_state(1)
         self.generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
