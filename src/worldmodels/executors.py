@@ -1,0 +1,392 @@
+"""Where rollouts run: in this process, in a pool of local processes, or (later) on a Ray cluster.
+
+A task is a small picklable object (a candidate's parameters and its seeds, say). A worker is a
+callable `worker(task) -> result`, built once per process by a picklable factory
+(`worker_factory() -> worker`), so that each process loads V and M once and keeps them. Every executor
+returns the results in task order, and since seeds come from the tasks, never from which process ran
+them, every executor gives the same results for the same tasks.
+
+The process pool survives its workers: a worker process that dies (SIGKILL, a segfault inside an
+environment) or hangs past `task_timeout` is killed, replaced by a fresh one, and its task is run again,
+up to `max_retries` times. A task that raises a Python exception is not retried: the error is raised
+in the driver.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import signal
+import time
+import traceback
+import weakref
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from worldmodels.errors import UserError
+
+__all__ = [
+    "EXECUTOR_KINDS",
+    "Executor",
+    "InProcessExecutor",
+    "ProcessPoolExecutor",
+    "WorkerFactory",
+    "make_executor",
+]
+
+WorkerFactory = Callable[[], Callable[[Any], Any]]
+"""Builds a worker once per process; must be picklable (e.g. an instance of a top-level class)."""
+
+EXECUTOR_KINDS = ("inprocess", "process", "ray")
+
+
+class Executor(ABC):
+    """Runs `worker(task)` for every task; results in task order."""
+
+    @abstractmethod
+    def map(self, tasks: Sequence[Any], progress: Callable[[int], None] | None = None) -> list[Any]:
+        """Results in task order; `progress(n_done)` is called as results arrive.
+
+        A task that raises fails the whole call: RuntimeError("task i failed in a worker: ...").
+        A UserError raised by a task or by the worker factory is raised as a UserError.
+        """
+
+    def close(self) -> None:
+        """Release processes and connections; the executor cannot be used afterwards."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _task_failed(index: int, error: str) -> RuntimeError:
+    return RuntimeError(f"task {index} failed in a worker: {error}")
+
+
+class InProcessExecutor(Executor):
+    """Runs every task in this process, one after another: for debugging, tests and single-CPU runs."""
+
+    def __init__(self, worker_factory: WorkerFactory) -> None:
+        self._factory = worker_factory
+        self._worker: Callable[[Any], Any] | None = None
+
+    def map(self, tasks: Sequence[Any], progress: Callable[[int], None] | None = None) -> list[Any]:
+        if self._worker is None:
+            self._worker = self._factory()  # built once, on first use
+        results = []
+        for i, task in enumerate(tasks):
+            try:
+                results.append(self._worker(task))
+            except UserError:
+                raise
+            except Exception as e:  # the same error type as the pool's, with the original chained
+                raise _task_failed(i, f"{type(e).__name__}: {e}") from e
+            if progress is not None:
+                progress(i + 1)
+        return results
+
+    def close(self) -> None:
+        self._worker = None
+
+
+# Messages from a worker process to the driver, one pipe per process: (status, task index, payload).
+_READY = "ready"  # the worker is built; payload None
+_RESULT = "result"  # payload: the result
+_ERROR = "error"  # payload: (message, traceback text)
+_USER_ERROR = "user_error"  # payload: message
+_BUILD_FAILED = "build_failed"  # the factory raised; payload: (is_user_error, message, traceback text)
+
+
+def _worker_main(worker_factory: WorkerFactory, conn: multiprocessing.connection.Connection) -> None:
+    """The loop of one worker process: build the worker once, then answer (index, task) until None."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it then closes us
+    import torch
+
+    torch.set_num_threads(1)  # one process per core; intra-op threads would oversubscribe
+    try:
+        worker = worker_factory()
+    except Exception as e:
+        conn.send((_BUILD_FAILED, None, (isinstance(e, UserError), _describe(e), traceback.format_exc())))
+        return
+    conn.send((_READY, None, None))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # the driver is gone
+            return
+        if message is None:
+            return
+        index, task = message
+        try:
+            reply = (_RESULT, index, worker(task))
+        except UserError as e:
+            reply = (_USER_ERROR, index, str(e))
+        except Exception as e:
+            reply = (_ERROR, index, (_describe(e), traceback.format_exc()))
+        try:
+            conn.send(reply)  # pickles before writing, so a failure here leaves the pipe clean
+        except Exception as e:
+            conn.send((_ERROR, index, (f"its result could not be sent back: {_describe(e)}", "")))
+
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """'forkserver' with torch preloaded where it exists (Linux, macOS), else 'spawn'; never plain fork.
+
+    Forking the driver is unsafe once torch has started its thread pools. The fork server is a clean
+    process that only imports torch and numpy, so a worker forked from it starts in a fraction of a
+    second instead of the 1-2 s a spawned interpreter needs to import torch: that matters when a
+    worker that died inside an environment is replaced. Like every child, it gets the driver's
+    sys.path and imports the worker factory's module by name.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["numpy", "torch"])  # only has effect before the server starts
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+@dataclass(eq=False)  # compared by identity
+class _Slot:
+    """One worker process and what the driver knows about it."""
+
+    process: multiprocessing.process.BaseProcess
+    conn: multiprocessing.connection.Connection
+    ready: bool = False
+    task: int | None = None  # index of the task it holds, if any
+    deadline: float = float("inf")  # time.monotonic() by which its task must be done
+
+
+def _stop(slots: list[_Slot], grace: float = 2.0) -> None:
+    """Ask idle built workers to exit, kill the others and any that do not exit; safe to call twice."""
+    graceful = [slot for slot in slots if slot.ready and slot.task is None]
+    for slot in graceful:
+        try:
+            slot.conn.send(None)
+        except (OSError, ValueError):
+            pass
+    end = time.monotonic() + grace
+    for slot in slots:
+        if slot in graceful:
+            slot.process.join(max(0.0, end - time.monotonic()))
+        if slot.process.is_alive():
+            slot.process.kill()
+            slot.process.join()
+        slot.conn.close()
+    slots.clear()
+
+
+class ProcessPoolExecutor(Executor):
+    """`workers` long-lived processes, each building its worker once; survives dying and hanging workers.
+
+    Processes start from a fork server (or with 'spawn'; see `_worker_context`), never by forking the
+    driver (torch and fork do not mix), and persist across `map` calls until `close()`. Each process has its own pipe to the driver, so the driver always knows which task each
+    process holds, and a process killed mid-message can only garble its own pipe, which is discarded
+    with it. (A shared multiprocessing.Queue would not survive that: a writer killed while holding the
+    queue's lock blocks every other writer for ever.)
+
+    A process that exits, or holds one task longer than `task_timeout` seconds (the clock starts once
+    the worker is built and has the task), is killed and replaced, and its task runs again; a task is
+    attempted at most `1 + max_retries` times. The worker processes are daemons and are also stopped
+    when the driver exits, so a crashed driver leaves no orphans.
+    """
+
+    def __init__(
+        self,
+        worker_factory: WorkerFactory,
+        workers: int,
+        task_timeout: float | None = None,
+        max_retries: int = 3,
+    ) -> None:
+        if workers < 1:
+            raise UserError(f"the process executor needs workers >= 1, got {workers}")
+        if task_timeout is not None and not task_timeout > 0:
+            raise UserError(f"task_timeout must be > 0 seconds or None, got {task_timeout}")
+        if max_retries < 0:
+            raise UserError(f"max_retries must be >= 0, got {max_retries}")
+        self.worker_factory = worker_factory
+        self.workers = int(workers)
+        self.task_timeout = task_timeout
+        self.max_retries = int(max_retries)
+        self._context = _worker_context()
+        self._slots: list[_Slot] = []
+        self._closed = False
+        self._startup_deaths = 0  # processes that died before they were built, since one last was
+        # Stops the processes at interpreter exit or when this object is collected, whichever first.
+        self._finalizer = weakref.finalize(self, _stop, self._slots)
+        self._start_missing()
+
+    @property
+    def pids(self) -> list[int | None]:
+        """Process ids of the current worker processes (they change when a process is replaced)."""
+        return [slot.process.pid for slot in self._slots]
+
+    def _spawn(self) -> _Slot:
+        parent_conn, child_conn = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=_worker_main, args=(self.worker_factory, child_conn), name="worldmodels-worker", daemon=True
+        )
+        process.start()
+        child_conn.close()  # only the child holds its end, so the driver sees EOF when the child dies
+        return _Slot(process, parent_conn)
+
+    def _start_missing(self) -> None:
+        """Start processes until there are `workers` of them.
+
+        Dead processes are not dropped here: only `map` drops them, after it has taken back the task a
+        dead process held (a process dying between that check and this call must not lose its task).
+        """
+        while len(self._slots) < self.workers:
+            self._slots.append(self._spawn())
+
+    def _discard(self, slot: _Slot) -> None:
+        if slot.process.is_alive():
+            slot.process.kill()
+        slot.process.join()
+        slot.conn.close()
+        self._slots.remove(slot)
+
+    def map(self, tasks: Sequence[Any], progress: Callable[[int], None] | None = None) -> list[Any]:
+        if self._closed:
+            raise RuntimeError("this ProcessPoolExecutor is closed")
+        results: list[Any] = [None] * len(tasks)
+        done = [False] * len(tasks)
+        n_done = 0
+        pending = deque(range(len(tasks)))
+        losses = [0] * len(tasks)  # deaths and timeouts of processes while holding each task
+        try:
+            for slot in [s for s in self._slots if not s.process.is_alive()]:
+                self._discard(slot)  # died between calls, holding no task
+            self._start_missing()
+            while n_done < len(tasks):
+                self._assign(tasks, pending)
+                # Sleep until a message, a death or the nearest deadline.
+                deadline = min((s.deadline for s in self._slots), default=float("inf"))
+                timeout = None if deadline == float("inf") else max(0.0, deadline - time.monotonic())
+                waitables = [s.conn for s in self._slots] + [s.process.sentinel for s in self._slots]
+                multiprocessing.connection.wait(waitables, timeout)
+                lost: list[tuple[_Slot, str]] = []
+                for slot in list(self._slots):
+                    # Liveness first, then read: everything a dead process sent is in its pipe by now,
+                    # so a result sent just before dying still counts.
+                    alive = slot.process.is_alive()
+                    try:
+                        while slot.conn.poll():
+                            index, result = self._receive(slot, slot.conn.recv())
+                            if index is not None and not done[index]:  # a late duplicate is ignored
+                                results[index] = result
+                                done[index] = True
+                                n_done += 1
+                                if progress is not None:
+                                    progress(n_done)
+                    except (EOFError, OSError):  # it died mid-message
+                        alive = False
+                    if not alive:
+                        lost.append((slot, f"died (exit code {slot.process.exitcode})"))
+                    elif slot.task is not None and time.monotonic() >= slot.deadline:
+                        lost.append((slot, f"timed out after {self.task_timeout} s"))
+                for slot, reason in lost:
+                    index = slot.task
+                    self._replace(slot)  # kills it if it is hanging
+                    if index is not None and not done[index]:
+                        losses[index] += 1
+                        if losses[index] > self.max_retries:
+                            raise RuntimeError(
+                                f"task {index} lost its worker process {losses[index]} times (last: it "
+                                f"{reason}); giving up after {self.max_retries} retries"
+                            )
+                        pending.appendleft(index)  # run it again first
+        except BaseException:
+            # Processes still holding a task are in an unknown state: stop them; the next call starts
+            # fresh ones.
+            for slot in [s for s in self._slots if s.task is not None]:
+                self._discard(slot)
+            raise
+        return results
+
+    def _assign(self, tasks: Sequence[Any], pending: deque[int]) -> None:
+        """Send pending tasks to idle workers that are built."""
+        for slot in self._slots:
+            if not (slot.ready and slot.task is None and pending):
+                continue
+            index = pending.popleft()
+            try:
+                slot.conn.send((index, tasks[index]))
+            except (OSError, ValueError):  # it just died; `map` sees the death next
+                pending.appendleft(index)
+                continue
+            slot.task = index
+            slot.deadline = time.monotonic() + self.task_timeout if self.task_timeout else float("inf")
+
+    def _receive(self, slot: _Slot, message: tuple[str, int | None, Any]) -> tuple[int | None, Any]:
+        """Handle one message from a worker: (task index, result) for a result, (None, None) otherwise.
+
+        Raises what a failed task or a failed worker build should raise in the driver.
+        """
+        status, index, payload = message
+        if status == _READY:
+            slot.ready = True
+            self._startup_deaths = 0
+            return None, None
+        if status == _BUILD_FAILED:
+            is_user_error, text, trace = payload
+            if is_user_error:
+                raise UserError(text)
+            error = RuntimeError(f"building the worker failed in a worker: {text}")
+            error.add_note(f"traceback in the worker:\n{trace}")
+            raise error
+        slot.task = None
+        slot.deadline = float("inf")
+        if status == _USER_ERROR:
+            raise UserError(payload)
+        if status == _ERROR:
+            text, trace = payload
+            error = _task_failed(index, text)
+            if trace:
+                error.add_note(f"traceback in the worker:\n{trace}")
+            raise error
+        return index, payload
+
+    def _replace(self, slot: _Slot) -> None:
+        """Kill and drop a dead or hanging process and start a fresh one in its place."""
+        if not slot.ready:
+            self._startup_deaths += 1
+            if self._startup_deaths > self.max_retries:
+                exitcode = slot.process.exitcode
+                self._discard(slot)
+                raise RuntimeError(
+                    f"worker processes keep exiting before they are ready (last exit code {exitcode}): "
+                    f"see the error printed above, or run with the inprocess executor to debug"
+                )
+        self._discard(slot)
+        self._start_missing()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._finalizer()  # runs _stop once
+
+
+def make_executor(
+    kind: str,
+    worker_factory: WorkerFactory,
+    workers: int = 1,
+    task_timeout: float | None = None,
+    ray_address: str | None = None,
+) -> Executor:
+    """An executor by name: "inprocess", "process" (a local pool of `workers` processes) or "ray"."""
+    if kind == "inprocess":
+        return InProcessExecutor(worker_factory)
+    if kind == "process":
+        return ProcessPoolExecutor(worker_factory, workers=workers, task_timeout=task_timeout)
+    if kind == "ray":
+        raise UserError("the ray executor is not built yet: use the process executor")
+    raise UserError(f"unknown executor {kind!r}: choose one of {', '.join(EXECUTOR_KINDS)}")
