@@ -291,6 +291,11 @@ def _coerce(key: str, raw: Any, expected: type) -> Any:
             return int(raw)
         raise UserError(f"--set {key}={raw!r}: expected an integer")
     if expected is float:
+        if isinstance(raw, str):  # YAML 1.1 reads exponents without a dot (3e-4) as strings
+            try:
+                raw = float(raw)
+            except ValueError:
+                pass
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):
             return float(raw)
         raise UserError(f"--set {key}={raw!r}: expected a number")
