@@ -177,13 +177,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "doom-quick": {
         "description": "Doom at the paper's model sizes, budgets for about an hour on a 2-core laptop "
-        "(700 episodes, VAE 2 epochs, M 50 epochs, C 100 generations in the dream).",
+        "(700 episodes, VAE 2 epochs, M 30 epochs of 32 x 500-frame chunks, C 50 generations in the dream).",
         "base": "doom",
         "overrides": {
             "collect": {"episodes": 700},
             "vae": {"epochs": 2},
-            "mdnrnn": {"epochs": 50, "batch_size": 50},
-            "controller": {"generations": 100, "eval_every": 25, "eval_rollouts": 256},
+            "mdnrnn": {"epochs": 30, "batch_size": 32},
+            "controller": {"generations": 50, "eval_every": 10, "eval_rollouts": 256},
         },
     },
     "carracing-smoke": {
