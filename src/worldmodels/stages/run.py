@@ -23,6 +23,7 @@ def run(rt: Runtime) -> None:
         tic = time.perf_counter()
         module.run(rt)
         timings[name] = time.perf_counter() - tic
+        print(f"run: {name} took {timings[name] / 60:.1f} min", flush=True)
     if timings:
         print("run: wall time " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()))
     print(f"run: all stages done in {rt.run_dir}; `worldmodels inspect {rt.run_dir}` shows the results")
