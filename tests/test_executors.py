@@ -7,6 +7,8 @@ process costs ~1.5 s to start.
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -44,6 +46,8 @@ class Worker:
         if kind == "sleep":
             time.sleep(arg)
             return arg
+        if kind == "unpicklable":
+            return lambda: None
         if kind == "raise":
             raise ValueError(arg)
         if kind == "user_error":
@@ -110,7 +114,9 @@ def test_hanging_worker_is_killed_and_task_retried(pool, tmp_path):
 
 
 def test_task_that_always_kills_its_worker_gives_up(pool):
-    with pytest.raises(RuntimeError, match=r"task 1 lost its worker process 2 times"):
+    with pytest.raises(
+        RuntimeError, match=r"task 1 lost its worker process 2 times \(last: it died with exit code -9\)"
+    ):
         pool.map([("square", 1), ("kill_always", None)])
     assert pool.map(squares(3)) == [0, 1, 4]
 
@@ -122,6 +128,8 @@ def test_raising_task_is_not_retried(pool):
     assert "raise ValueError(arg)" in failure.value.__notes__[0]  # the worker's traceback
     with pytest.raises(UserError, match=r"^bad config value$"):
         pool.map([("user_error", "bad config value")])
+    with pytest.raises(RuntimeError, match=r"^task 0 failed in a worker: its result cannot be pickled"):
+        pool.map([("unpicklable", None)])
     assert pool.map(squares(3)) == [0, 1, 4]  # the pool is still usable
 
 
@@ -131,7 +139,7 @@ def test_in_process_matches_pool(pool):
         seen = []
         assert local.map(tasks, progress=seen.append) == pool.map(tasks)
         assert seen == list(range(1, 11))
-        pid, builds, calls = local.map([("whoami", None)] * 3)[-1]
+        pid, _, calls = local.map([("whoami", None)] * 3)[-1]
         assert pid == os.getpid() and calls == 13
         with pytest.raises(RuntimeError) as failure:
             local.map([("raise", "boom")])
@@ -164,3 +172,42 @@ def test_make_executor():
         make_executor("threads", Factory())
     with pytest.raises(UserError, match="workers >= 1"):
         make_executor("process", Factory(), workers=0)
+
+
+DRIVER = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_executors import Factory
+from worldmodels.executors import ProcessPoolExecutor
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(Factory(), workers=1)
+    print(pool.map([("whoami", None)])[0][0], flush=True)
+    pool.map([("sleep", 1000)])
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; nobody may be left to reap it
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_busy_worker_ends_when_driver_is_killed(tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER.format(tests=str(Path(__file__).parent)))
+    driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        worker_pid = int(driver.stdout.readline())
+        time.sleep(0.5)  # let it start the 1000 s task
+        assert _running(worker_pid)
+    finally:
+        driver.kill()  # SIGKILL: no exit handlers run in the driver
+        driver.wait()
+    deadline = time.monotonic() + 10
+    while _running(worker_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(worker_pid), "the worker outlived its driver"

@@ -24,7 +24,7 @@ import numpy as np
 from worldmodels.errors import UserError
 from worldmodels.seeding import derive_rng
 
-__all__ = ["CMAES", "paired_seeds", "evaluation_seeds"]
+__all__ = ["CMAES", "evaluation_seeds", "paired_seeds"]
 
 SEED_HIGH = 2**31 - 1  # seeds are drawn from [0, 2**31 - 1): valid for every env's seed argument
 
@@ -99,9 +99,8 @@ class CMAES:
         candidates = np.asarray(candidates, dtype=np.float64)
         fitness = np.asarray(fitness, dtype=np.float64)
         if candidates.shape != (self.population_size, self.num_params):
-            raise ValueError(
-                f"candidates must have shape ({self.population_size}, {self.num_params}), got {candidates.shape}"
-            )
+            expected = (self.population_size, self.num_params)
+            raise ValueError(f"candidates must have shape {expected}, got {candidates.shape}")
         if fitness.shape != (self.population_size,):
             raise ValueError(f"fitness must have shape ({self.population_size},), got {fitness.shape}")
         if not np.all(np.isfinite(fitness)):
@@ -145,7 +144,7 @@ class CMAES:
             raise UserError(f"CMA-ES state is missing {missing}: the checkpoint is not from this worldmodels")
         try:
             es = pickle.loads(state["cma_pickle"])
-        except Exception as e:  # a pycma whose classes changed shape since the checkpoint was written
+        except Exception as e:  # noqa: BLE001 - a pycma whose classes changed since the checkpoint
             raise UserError(
                 f"cannot restore the CMA-ES state written with cma {state['cma_version']} under cma "
                 f"{cma.__version__} ({type(e).__name__}: {e}): install cma=={state['cma_version']}"

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
+import threading
 import time
 import traceback
 import weakref
@@ -24,7 +26,8 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from multiprocessing.reduction import ForkingPickler
+from typing import Any, Self
 
 from worldmodels.errors import UserError
 
@@ -57,7 +60,7 @@ class Executor(ABC):
     def close(self) -> None:
         """Release processes and connections; the executor cannot be used afterwards."""
 
-    def __enter__(self) -> Executor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -102,18 +105,22 @@ _USER_ERROR = "user_error"  # payload: message
 _BUILD_FAILED = "build_failed"  # the factory raised; payload: (is_user_error, message, traceback text)
 
 
-def _worker_main(worker_factory: WorkerFactory, conn: multiprocessing.connection.Connection) -> None:
+def _worker_main(
+    worker_factory: WorkerFactory, conn: multiprocessing.connection.Connection, driver_pid: int
+) -> None:
     """The loop of one worker process: build the worker once, then answer (index, task) until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it then closes us
+    threading.Thread(target=_exit_when_gone, args=(driver_pid,), daemon=True).start()
     import torch
 
     torch.set_num_threads(1)  # one process per core; intra-op threads would oversubscribe
     try:
         worker = worker_factory()
-    except Exception as e:
-        conn.send((_BUILD_FAILED, None, (isinstance(e, UserError), _describe(e), traceback.format_exc())))
+    except Exception as e:  # noqa: BLE001 - any failure is reported to the driver, which raises it
+        _send(conn, (_BUILD_FAILED, None, (isinstance(e, UserError), _describe(e), traceback.format_exc())))
         return
-    conn.send((_READY, None, None))
+    if not _send(conn, (_READY, None, None)):
+        return
     while True:
         try:
             message = conn.recv()
@@ -126,12 +133,40 @@ def _worker_main(worker_factory: WorkerFactory, conn: multiprocessing.connection
             reply = (_RESULT, index, worker(task))
         except UserError as e:
             reply = (_USER_ERROR, index, str(e))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - reported to the driver, which raises it
             reply = (_ERROR, index, (_describe(e), traceback.format_exc()))
+        if not _send(conn, reply):
+            return
+
+
+def _send(conn: multiprocessing.connection.Connection, reply: tuple[str, int | None, Any]) -> bool:
+    """Send one message to the driver; False if the driver is gone."""
+    try:
+        data = ForkingPickler.dumps(reply)  # pickle first, so a failure cannot leave half a message
+    except Exception as e:  # noqa: BLE001 - pickling raises many types
+        _, index, _ = reply
+        data = ForkingPickler.dumps((_ERROR, index, (f"its result cannot be pickled: {_describe(e)}", "")))
+    try:
+        conn.send_bytes(data)
+    except OSError:
+        return False
+    return True
+
+
+def _exit_when_gone(driver_pid: int, interval: float = 1.0) -> None:
+    """End this worker process soon after the driver dies, even in the middle of a task.
+
+    An idle worker notices on its own (its pipe closes), but one busy in a long or hung rollout would
+    run on as an orphan after a driver killed with SIGKILL, which runs no exit handlers.
+    """
+    while True:
+        time.sleep(interval)
         try:
-            conn.send(reply)  # pickles before writing, so a failure here leaves the pipe clean
-        except Exception as e:
-            conn.send((_ERROR, index, (f"its result could not be sent back: {_describe(e)}", "")))
+            os.kill(driver_pid, 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # exists, under another user: the pid was reused, so the driver is gone
+            os._exit(1)
 
 
 def _describe(e: BaseException) -> str:
@@ -188,15 +223,16 @@ class ProcessPoolExecutor(Executor):
     """`workers` long-lived processes, each building its worker once; survives dying and hanging workers.
 
     Processes start from a fork server (or with 'spawn'; see `_worker_context`), never by forking the
-    driver (torch and fork do not mix), and persist across `map` calls until `close()`. Each process has its own pipe to the driver, so the driver always knows which task each
-    process holds, and a process killed mid-message can only garble its own pipe, which is discarded
-    with it. (A shared multiprocessing.Queue would not survive that: a writer killed while holding the
-    queue's lock blocks every other writer for ever.)
+    driver (torch and fork do not mix), and persist across `map` calls until `close()`. Each process
+    has its own pipe to the driver, so the driver always knows which task each process holds, and a
+    process killed mid-message can only garble its own pipe, which is discarded with it. (A shared
+    multiprocessing.Queue would not survive that: a writer killed while holding the queue's lock
+    blocks every other writer for ever.)
 
     A process that exits, or holds one task longer than `task_timeout` seconds (the clock starts once
     the worker is built and has the task), is killed and replaced, and its task runs again; a task is
-    attempted at most `1 + max_retries` times. The worker processes are daemons and are also stopped
-    when the driver exits, so a crashed driver leaves no orphans.
+    attempted at most `1 + max_retries` times. The worker processes are daemons, are stopped when the
+    driver exits, and end themselves within a second of a driver killed outright, so no orphans.
     """
 
     def __init__(
@@ -232,7 +268,10 @@ class ProcessPoolExecutor(Executor):
     def _spawn(self) -> _Slot:
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         process = self._context.Process(
-            target=_worker_main, args=(self.worker_factory, child_conn), name="worldmodels-worker", daemon=True
+            target=_worker_main,
+            args=(self.worker_factory, child_conn, os.getpid()),
+            name="worldmodels-worker",
+            daemon=True,
         )
         process.start()
         child_conn.close()  # only the child holds its end, so the driver sees EOF when the child dies
@@ -273,7 +312,7 @@ class ProcessPoolExecutor(Executor):
                 timeout = None if deadline == float("inf") else max(0.0, deadline - time.monotonic())
                 waitables = [s.conn for s in self._slots] + [s.process.sentinel for s in self._slots]
                 multiprocessing.connection.wait(waitables, timeout)
-                lost: list[tuple[_Slot, str]] = []
+                lost: list[tuple[_Slot, bool]] = []  # (slot, timed out rather than died)
                 for slot in list(self._slots):
                     # Liveness first, then read: everything a dead process sent is in its pipe by now,
                     # so a result sent just before dying still counts.
@@ -290,18 +329,23 @@ class ProcessPoolExecutor(Executor):
                     except (EOFError, OSError):  # it died mid-message
                         alive = False
                     if not alive:
-                        lost.append((slot, f"died (exit code {slot.process.exitcode})"))
+                        lost.append((slot, False))
                     elif slot.task is not None and time.monotonic() >= slot.deadline:
-                        lost.append((slot, f"timed out after {self.task_timeout} s"))
-                for slot, reason in lost:
+                        lost.append((slot, True))
+                for slot, timed_out in lost:
                     index = slot.task
                     self._replace(slot)  # kills it if it is hanging
                     if index is not None and not done[index]:
                         losses[index] += 1
                         if losses[index] > self.max_retries:
+                            how = (
+                                f"timed out after {self.task_timeout} s"
+                                if timed_out
+                                else f"died with exit code {slot.process.exitcode}"
+                            )
                             raise RuntimeError(
                                 f"task {index} lost its worker process {losses[index]} times (last: it "
-                                f"{reason}); giving up after {self.max_retries} retries"
+                                f"{how}); giving up after {self.max_retries} retries"
                             )
                         pending.appendleft(index)  # run it again first
         except BaseException:
