@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     dream.add_argument("--steps", type=int, help="step cap (default: the run's controller.max_steps)")
     dream.add_argument("--seed", type=int, default=0, help="seed of the dream episode")
     dream.add_argument("--device", default="auto", choices=DEVICES)
+    diagnose = sub.add_parser("diagnose", help="fixed policies in the dream and in the real game, side by side")
+    diagnose.add_argument("run_dir", type=Path)
+    diagnose.add_argument("--episodes", type=int, default=20, help="episodes per policy and world")
+    diagnose.add_argument("--temperature", type=float, help="dream temperature (default: the run's)")
+    diagnose.add_argument("--device", default="auto", choices=DEVICES)
     inspect = sub.add_parser("inspect", help="what a run directory holds: config and each stage's status")
     inspect.add_argument("run_dir", type=Path)
     inspect.add_argument("--json", action="store_true", help="one JSON object with keys stages and config")
@@ -134,6 +139,14 @@ def cmd_dream(args: argparse.Namespace) -> None:
     print(f"dream: {steps} steps, return {total:.1f} -> {path}")
 
 
+def cmd_diagnose(args: argparse.Namespace) -> None:
+    from worldmodels.stages.diagnose import diagnose, format_table
+
+    if args.episodes < 1:
+        raise UserError(f"--episodes {args.episodes}: must be at least 1")
+    print(format_table(diagnose(args.run_dir, args.episodes, args.temperature, args.device)))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -143,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_inspect(args)
         elif args.command == "dream":
             cmd_dream(args)
+        elif args.command == "diagnose":
+            cmd_diagnose(args)
         elif args.command == "evaluate":
             stage_module(args.command).run(make_runtime(args), video=args.video)
         else:
