@@ -1,0 +1,99 @@
+"""The fast dream engine: rows independent of the batch (padding, compaction), bf16 option, old semantics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodels.envs.dream import CounterRandom, DreamBatch, DreamWorld, rollout_population, sample_with_noise
+from worldmodels.models.controller import ControllerSpec
+from worldmodels.models.mdnrnn import MDNRNN
+
+
+def _world(latent: int = 16, hidden: int = 64, seed: int = 0, action_dim: int = 1) -> DreamWorld:
+    """An untrained M whose done head fires now and then, so episodes end at many different steps."""
+    torch.manual_seed(seed)
+    mdnrnn = MDNRNN(latent, action_dim, hidden, restart_input=True, done_head=True).eval()
+    with torch.no_grad():
+        mdnrnn.output_layer.weight[0] *= 8.0
+        mdnrnn.output_layer.bias[0] = -1.2
+    mu = torch.randn(20, latent)
+    return DreamWorld(mdnrnn, mu, torch.full_like(mu, -2.0), survival_reward=True)
+
+
+def _population(world: DreamWorld, P: int, R: int):
+    spec = ControllerSpec("zch", world.mdnrnn.latent_dim, world.mdnrnn.hidden_size, 1, env="doom")
+    params = np.random.default_rng(1).normal(scale=0.3, size=(P, spec.num_params))
+    seeds = np.arange(P * R).reshape(P, R) * 1000 + 17
+    return spec, params, seeds
+
+
+def test_compaction_and_padding_leave_every_episode_unchanged():
+    """50 agents (padded to 64 rows, compacted as they die) == each agent alone (padded to 16 rows)."""
+    world = _world()
+    spec, params, seeds = _population(world, 10, 5)
+    batched = rollout_population(world, spec, params, seeds, 1.15, 200)
+    assert len(np.unique(batched)) > 10, batched  # many different ends: compaction happened several times
+    for p, r in [(0, 0), (3, 2), (9, 4), (5, 1)]:
+        alone = rollout_population(world, spec, params[p : p + 1], seeds[p : p + 1, r : r + 1], 1.15, 200)
+        assert alone[0, 0] == batched[p, r]
+
+
+def test_batch_rows_are_bitwise_independent_of_batch_size():
+    world = _world()
+    seeds = torch.arange(40) * 3 + 1
+
+    def run(index: torch.Tensor) -> DreamBatch:
+        batch = DreamBatch(world, 1.15, 100)
+        batch.reset(seeds[index])
+        for _ in range(25):
+            batch.step(torch.tanh(batch.z[:, :1]))
+        return batch
+
+    full = run(torch.arange(40))
+    for index in (torch.tensor([0]), torch.tensor([39]), torch.arange(5, 23)):
+        part = run(index)
+        assert torch.equal(part.z, full.z[index])
+        assert torch.equal(part.state[1], full.state[1][index])
+
+
+def test_engine_samples_as_sample_with_noise():
+    """The fused step draws the same mixture sample as M.step + sample_with_noise with CounterRandom."""
+    world = _world(latent=8, hidden=32)
+    seeds = torch.arange(16)
+    batch = DreamBatch(world, 1.3, 100)
+    batch.reset(seeds)
+    z0, action = batch.z.clone(), torch.rand(16, 1) * 2 - 1
+    batch.step(action)
+    out, (h, c) = world.mdnrnn.step(z0, action, torch.ones(16), None)
+    steps = torch.ones(16, dtype=torch.int64)
+    rng = CounterRandom(seeds)
+    expected = sample_with_noise(out, 1.3, rng.uniform(steps, 3, 8), rng.normal(steps, 4, 8))
+    torch.testing.assert_close(batch.z, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(batch.state[0], h, rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_dream_keeps_float32_state_and_similar_returns():
+    world = _world()
+    spec, params, seeds = _population(world, 8, 8)
+    fp32 = rollout_population(world, spec, params, seeds, 1.15, 150)
+    bf16 = rollout_population(world, spec, params, seeds, 1.15, 150, dtype=torch.bfloat16)
+    assert np.isfinite(bf16).all() and bf16.min() >= 1 and bf16.max() <= 150
+    # the same distribution of episode lengths (not the same episodes: bf16 rounding changes the samples)
+    assert abs(bf16.mean() - fp32.mean()) < 4 * (fp32.std() + bf16.std()) / np.sqrt(fp32.size)
+    batch = DreamBatch(world, 1.15, 10, dtype=torch.bfloat16)
+    batch.reset(torch.arange(3))
+    batch.step(torch.zeros(3, 1))
+    assert batch.z.dtype == batch.state[0].dtype == batch.state[1].dtype == torch.float32
+
+
+@pytest.mark.parametrize("mode", ["zh", "z", "z_hidden"])
+def test_other_controller_modes_batch_independent(mode):
+    world = _world(latent=32, hidden=64, action_dim=3)
+    spec = ControllerSpec(mode, 32, 64, 3, env="carracing")
+    params = np.random.default_rng(2).normal(scale=0.3, size=(6, spec.num_params))
+    seeds = np.arange(18).reshape(6, 3)
+    batched = rollout_population(world, spec, params, seeds, 1.0, 120)
+    alone = rollout_population(world, spec, params[4:5], seeds[4:5, 1:2], 1.0, 120)
+    assert alone[0, 0] == batched[4, 1]
