@@ -137,3 +137,18 @@ def test_train_controller_resumes_after_sigkill(tmp_path):
     report = json.loads(subprocess.run([sys.executable, "-m", "worldmodels", "inspect", str(run_dir), "--json"],
                                        capture_output=True, text=True, check=True).stdout)
     assert report["stages"]["train-controller"]["status"] == "done"
+
+
+@pytest.mark.realenv
+def test_diagnose_flags_the_exploit(tmp_path):
+    """In the synthetic dream a > 0.07 survives forever, so always RIGHT is an exploit; always LEFT is not."""
+    from worldmodels.stages.diagnose import diagnose, format_table
+
+    run_dir = make_dream_run(tmp_path / "run", ["controller.max_steps=600"])
+    report = diagnose(run_dir, episodes=3, device="cpu")
+    rows = {r["policy"]: r for r in report["rows"]}
+    assert rows["always RIGHT"]["dream_mean"] == 600  # the cap: M never ends the episode
+    assert 50 < rows["always RIGHT"]["real_mean"] < 300  # the real game ends it (SPEC: ~150)
+    assert rows["always LEFT"]["dream_mean"] == 1
+    assert "always RIGHT" in report["exploits"] and "always LEFT" not in report["exploits"]
+    assert "exploitable" in format_table(report)

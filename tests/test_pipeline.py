@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.realenv]
@@ -37,14 +38,26 @@ def test_run_smoke_preset_end_to_end(preset, tmp_path):
     second = worldmodels("run", "--run-dir", str(run_dir))
     assert second.returncode == 0, second.stderr
     assert time.monotonic() - tic < 30  # nothing to do: it only checks the artifacts
-    assert second.stdout.count("is done, skipped") == 6, second.stdout
+    assert second.stdout.count("is done, skipped") == 7, second.stdout
 
 
-def test_dream_video_and_evaluate_video(tmp_path):
-    """On a finished doom-smoke run: `dream` and `evaluate --video` write GIFs."""
+def test_iterative_training_dream_video_and_evaluate_video(tmp_path):
+    """doom-smoke with one round of iterative training; then `dream` and `evaluate --video` write GIFs."""
     run_dir = tmp_path / "doom"
-    assert worldmodels("run", "--preset", "doom-smoke", "--run-dir", str(run_dir), "--quiet",
-                       "--set", "controller.generations=1", "--set", "controller.eval_every=1").returncode == 0
+    rounds = ["--set", "iterate.rounds=1", "--set", "iterate.episodes=2", "--set", "iterate.generations=1",
+              "--set", "iterate.mdnrnn_epochs=1", "--set", "iterate.eval_episodes=2", "--set", "iterate.vae_epochs=1"]
+    result = worldmodels("run", "--preset", "doom-smoke", "--run-dir", str(run_dir), "--quiet", "--workers", "2",
+                         "--set", "controller.generations=1", "--set", "controller.eval_every=1", *rounds)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(worldmodels("inspect", str(run_dir), "--json").stdout)
+    assert report["stages"]["iterate"]["status"] == "done" and "round_1" in report["stages"]["iterate"]
+    episodes = sorted((run_dir / "episodes").glob("*.npz"))
+    assert len(episodes) == 6 + 2  # the round's agent episodes continue the numbering
+    round_meta = json.loads(str(np.load(episodes[-1])["meta"]))
+    assert round_meta["policy"] == "agent"
+    assert json.loads((run_dir / "eval.json").read_text())["controller"]["trained_in"] == "dream"
+    assert (run_dir / "rounds" / "01" / "best.npz").is_file()
+
     dream = worldmodels("dream", str(run_dir), "--steps", "30", "--out", str(tmp_path / "dream.gif"))
     assert dream.returncode == 0, dream.stderr
     assert (tmp_path / "dream.gif").stat().st_size > 1000

@@ -109,6 +109,29 @@ class ControllerConfig:
     temperature: float = doc(1.15, "Dream temperature tau (paper's best Doom row 1.15; original code 1.25).")
     max_steps: int = doc(1000, "Step cap of one episode while training (CarRacing 1000, Doom 2100).")
     seed: int = doc(0, "Base seed of the rollout seeds (original: 0 CarRacing, 111 Doom).")
+    diagnose_episodes: int = doc(
+        10, "Before training C in the dream, `run` scores fixed policies in the dream and the real game with "
+        "this many episodes each and warns when M can be exploited (0 = skip; `worldmodels diagnose`)."
+    )
+
+
+@dataclass
+class IterateConfig:
+    rounds: int = doc(
+        0,
+        "Rounds of the paper's iterative training after the first pass (section 5 of the paper): each collects "
+        "episodes with the current controller, fine-tunes M (and V if vae_epochs > 0) on all data and retrains "
+        "C in the dream, warm-started. 0 = a single pass.",
+    )
+    episodes: int = doc(200, "Episodes collected with the current controller in each round.")
+    exploration: float = doc(
+        0.1, "Per-step chance, when not already exploring, of a random action held for 1..10 frames."
+    )
+    mdnrnn_epochs: int = doc(10, "Epochs of M's fine-tuning on all data in each round.")
+    vae_epochs: int = doc(0, "Epochs of V's fine-tuning in each round (0 = keep V; > 0 re-encodes everything).")
+    generations: int = doc(25, "CMA-ES generations in each round, from the last round's best.")
+    sigma0: float = doc(0.05, "CMA-ES step size of a round's warm start.")
+    eval_episodes: int = doc(20, "Real episodes to score each round's controller (shown by inspect).")
 
 
 @dataclass
@@ -125,6 +148,7 @@ class Config:
     vae: VAEConfig = field(default_factory=VAEConfig)
     mdnrnn: MDNRNNConfig = field(default_factory=MDNRNNConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
+    iterate: IterateConfig = field(default_factory=IterateConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -212,6 +236,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "vae": {"epochs": 2, "batch_size": 50},
             "mdnrnn": {"epochs": 3, "batch_size": 4, "sequence_length": 100},
             "controller": {
+                "diagnose_episodes": 0,
                 "population_size": 8,
                 "rollouts": 2,
                 "generations": 3,
@@ -338,7 +363,14 @@ def validate(config: Config) -> Config:
         "mdnrnn.num_mixtures", "mdnrnn.batch_size", "mdnrnn.sequence_length", "mdnrnn.epochs",
         "controller.population_size", "controller.rollouts", "controller.eval_every",
         "controller.eval_rollouts", "controller.max_steps", "evaluate.episodes", "vae.shuffle_buffer_episodes",
+        "iterate.episodes", "iterate.generations", "iterate.eval_episodes",
     ]
+    if config.iterate.rounds < 0 or config.iterate.mdnrnn_epochs < 0 or config.iterate.vae_epochs < 0:
+        raise UserError("iterate.rounds, iterate.mdnrnn_epochs and iterate.vae_epochs must be >= 0")
+    if not 0.0 <= config.iterate.exploration <= 1.0:
+        raise UserError(f"iterate.exploration={config.iterate.exploration} must lie in [0, 1]")
+    if config.iterate.rounds and config.controller.where != "dream":
+        raise UserError("iterate.rounds > 0 retrains C in the dream: it needs controller.where=dream")
     for key in positive:
         if flat[key] <= 0:
             raise UserError(f"{key}={flat[key]} must be positive")

@@ -75,6 +75,47 @@ class Agent:
                              np.stack(actions), np.array(rewards, np.float32), np.array(dones))
 
 
+class AgentPolicy:
+    """The agent as a collection policy (iterative training), with random exploration.
+
+    At each step not already exploring, with probability `exploration` a uniformly random action is started
+    and held for 1..10 frames (the original's Doom random policy); M's state always advances with the action
+    actually taken, so the agent's h stays consistent with what it did.
+    """
+
+    name = "agent"
+
+    def __init__(self, agent: Agent, params: np.ndarray, exploration: float, low: np.ndarray, high: np.ndarray):
+        self.agent, self.exploration, self.low, self.high = agent, exploration, low, high
+        self.params = torch.as_tensor(params, dtype=torch.float32, device=agent.device).reshape(1, -1)
+
+    def reset(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        agent = self.agent
+        self.h = self.c = torch.zeros(1, agent.spec.hidden_size, device=agent.device)
+        self.restart = torch.ones(1, device=agent.device)
+        self.hold, self.random_action = 0, None
+
+    @torch.no_grad()
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        agent = self.agent
+        mu, logvar = agent.vae.encode(frames_to_tensor(frame[None], agent.device))
+        z = mu + torch.exp(logvar / 2) * torch.randn(mu.shape, generator=self.generator).to(agent.device)
+        action = controller_actions(agent.spec, self.params, controller_features(agent.spec, z, self.h, self.c)[None])[0]
+        if self.hold == 0 and self.rng.random() < self.exploration:
+            self.random_action = self.rng.uniform(self.low, self.high).astype(np.float32)
+            self.hold = int(self.rng.integers(1, 11))
+        if self.hold > 0:
+            self.hold -= 1
+            action = torch.from_numpy(self.random_action)[None].to(agent.device)
+        if agent.mdnrnn is not None:
+            restart = self.restart if agent.mdnrnn.restart_input else None
+            self.h, self.c = agent.mdnrnn.advance(z, action, restart, (self.h, self.c))
+            self.restart = torch.zeros_like(self.restart)
+        return action[0].cpu().numpy().astype(np.float32)
+
+
 class RolloutTask(NamedTuple):
     """What crosses to a worker: one candidate's parameters and the seeds of its episodes."""
 

@@ -71,43 +71,71 @@ def collect_episode(cfg: Config, env, policy, episodes_dir: Path, index: int) ->
             break
     else:
         raise RuntimeError(f"episode {index}: 1000 attempts all had {min_frames} frames or fewer")
-    meta = {"env": cfg.env, "index": index, "seed": seed, "attempts": attempt + 1, "policy": cfg.collect.policy}
+    meta = {"env": cfg.env, "index": index, "seed": seed, "attempts": attempt + 1,
+            "policy": getattr(policy, "name", cfg.collect.policy)}
     write_episode(episode_path(episodes_dir, index), episode._replace(meta=meta))
     return len(episode.obs)
 
 
 @dataclass
 class CollectWorker:
-    """Picklable factory, built once per worker process: one environment and one policy."""
+    """Picklable factory, built once per worker process: one environment and one policy.
+
+    With `agent_params` the policy is the trained agent of `run_dir` with random exploration (iterative
+    training); otherwise the config's random collection policy.
+    """
 
     config: dict[str, Any]
     episodes_dir: str
+    run_dir: str | None = None
+    agent_params: np.ndarray | None = None
+    exploration: float = 0.0
 
     def __call__(self) -> Callable[[int], int]:
         cfg = from_dict(self.config)
         env = make_env(cfg.env)
-        policy = make_policy(cfg.env, cfg.collect.policy)
+        if self.agent_params is None:
+            policy = make_policy(cfg.env, cfg.collect.policy)
+        else:
+            from worldmodels.rollout import AgentPolicy, load_agent
+
+            agent, _ = load_agent(Path(self.run_dir), "cpu", self.config)
+            low, high = action_bounds(cfg.env)
+            policy = AgentPolicy(agent, self.agent_params, self.exploration, low, high)
         return functools.partial(collect_episode, cfg, env, policy, Path(self.episodes_dir))
 
 
-def missing_episodes(run_dir: Path, config: Config) -> list[int]:
+def action_bounds(env: str) -> tuple[np.ndarray, np.ndarray]:
+    if env == "doom":
+        return np.array([-1.0], np.float32), np.array([1.0], np.float32)
+    return np.array([-1.0, 0.0, 0.0], np.float32), np.array([1.0, 1.0, 1.0], np.float32)
+
+
+def missing_episodes(run_dir: Path, config: Config, indices: range | None = None) -> list[int]:
     have = {episode_index(p) for p in list_episodes(run_dir / EPISODES_DIR)}
-    return [i for i in range(config.collect.episodes) if i not in have]
+    return [i for i in (indices or range(config.collect.episodes)) if i not in have]
 
 
-def run(rt: Runtime) -> None:
+def run(rt: Runtime, indices: range | None = None, agent_params: np.ndarray | None = None,
+        exploration: float = 0.0) -> None:
+    """Collect the missing episodes among `indices` (default: 0 .. collect.episodes - 1).
+
+    Iterative training passes the indices of its round and the agent's parameters.
+    """
     from worldmodels.executors import make_executor
 
     episodes_dir = rt.run_dir / EPISODES_DIR
     episodes_dir.mkdir(parents=True, exist_ok=True)
     clean_directory(episodes_dir)
-    todo = missing_episodes(rt.run_dir, rt.config)
-    total = rt.config.collect.episodes
+    indices = indices or range(rt.config.collect.episodes)
+    todo = missing_episodes(rt.run_dir, rt.config, indices)
+    total = len(indices)
     if not todo:
         print(f"collect: all {total} episodes are in {episodes_dir}")
         return
-    worker = CollectWorker(rt.config.to_dict(), str(episodes_dir))
-    with make_executor(rt.executor, worker, workers=rt.workers, ray_address=rt.ray_address) as executor:
+    worker = CollectWorker(rt.config.to_dict(), str(episodes_dir), str(rt.run_dir), agent_params, exploration)
+    with make_executor(rt.executor, worker, workers=rt.workers, task_timeout=1800.0,
+                       ray_address=rt.ray_address) as executor:
         with progress_bar(total, "collect", unit="ep", initial=total - len(todo), quiet=rt.quiet) as bar:
             executor.map(todo, progress=bar.advance_to)
     print(f"collect: {total} episodes in {episodes_dir}")

@@ -18,7 +18,7 @@ import torch
 
 from worldmodels.checkpoint import atomic_write_text
 from worldmodels.config import Config, load_run_config
-from worldmodels.envs import make_env, task_spec
+from worldmodels.envs import make_env
 from worldmodels.envs.dream import DreamBatch, DreamWorld
 from worldmodels.runtime import resolve_device
 from worldmodels.seeding import derive_seed
@@ -78,7 +78,7 @@ def diagnose(run_dir: Path, episodes: int = 20, temperature: float | None = None
     config = load_run_config(run_dir)
     world = DreamWorld.from_run(run_dir, resolve_device(device))
     tau = config.controller.temperature if temperature is None else temperature
-    max_steps = task_spec(config.env).max_steps
+    max_steps = config.controller.max_steps  # the cap C is trained with
     seed = derive_seed(config.seed, "diagnose")
     rows = []
     for name, policy in fixed_policies(config.env).items():

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldmodels.artifacts import INITIAL_Z, SERIES_DIR, load_vae
+from worldmodels.artifacts import INITIAL_Z, SERIES_DIR, load_vae, vae_checkpoint
 from worldmodels.data.episodes import (
     clean_directory,
     episode_index,
@@ -43,31 +43,49 @@ def encode_frames(vae, obs: np.ndarray, device) -> tuple[np.ndarray, np.ndarray]
     return torch.cat(mus).half().numpy(), torch.cat(logvars).half().numpy()
 
 
-def run(rt: Runtime) -> None:
-    episodes = require_episodes(rt)
+def vae_version(run_dir: Path) -> int:
+    """The training step of the current V; series encoded by another V are stale."""
+    from worldmodels.checkpoint import load_checkpoint
+
+    return int(load_checkpoint(vae_checkpoint(run_dir), "vae")["step"])
+
+
+def is_current(path: Path, version: int) -> bool:
+    return path.is_file() and read_arrays(path, ("meta",))["meta"].get("vae_step") == version
+
+
+def run(rt: Runtime, episodes: list[Path] | None = None) -> None:
+    """Encode `episodes` (default: the collected ones) with the current V, skipping up-to-date series."""
+    episodes = require_episodes(rt) if episodes is None else episodes
     series_dir = rt.run_dir / SERIES_DIR
     series_dir.mkdir(parents=True, exist_ok=True)
     clean_directory(series_dir)
-    done = {episode_index(p) for p in list_episodes(series_dir)}
-    todo = [p for p in episodes if episode_index(p) not in done]
+    version = vae_version(rt.run_dir)
+    todo = [p for p in episodes if not is_current(series_dir / p.name, version)]
     if todo:
         device = rt.torch_device
         vae = load_vae(rt.run_dir, device)
-        for path in progress_bar(len(episodes), "encode", unit="ep", initial=len(done), quiet=rt.quiet).wrap(todo):
+        bar = progress_bar(len(episodes), "encode", unit="ep", initial=len(episodes) - len(todo), quiet=rt.quiet)
+        for path in bar.wrap(todo):
             episode = read_episode(path)
             mu, logvar = encode_frames(vae, episode.obs, device)
             # Uncompressed: series files are small and M reads them every step.
             write_arrays(series_dir / path.name, compress=False, mu=mu, logvar=logvar,
-                         action=episode.action, reward=episode.reward, done=episode.done, meta=episode.meta)
+                         action=episode.action, reward=episode.reward, done=episode.done,
+                         meta={**episode.meta, "vae_step": version})
     initial = series_dir / INITIAL_Z
     if todo or not initial.is_file():
-        first = [read_arrays(episode_path(series_dir, i), ("mu", "logvar")) for i in range(min(INITIAL_Z_EPISODES, len(episodes)))]
+        count = min(INITIAL_Z_EPISODES, len(episodes))
+        first = [read_arrays(episode_path(series_dir, i), ("mu", "logvar")) for i in range(count)]
         write_arrays(initial, compress=False, mu=np.stack([f["mu"][0] for f in first]),
                      logvar=np.stack([f["logvar"][0] for f in first]))
     print(f"encode: {len(episodes)} episodes in {series_dir}")
 
 
 def status(run_dir: Path, config) -> dict[str, Any]:
-    count = sum(1 for p in list_episodes(run_dir / SERIES_DIR) if episode_index(p) < config.collect.episodes)
-    complete = count == config.collect.episodes and (run_dir / SERIES_DIR / INITIAL_Z).is_file()
-    return {"status": "done" if complete else ("partial" if count else "missing"), "episodes": count}
+    series = [p for p in list_episodes(run_dir / SERIES_DIR) if episode_index(p) < config.collect.episodes]
+    if not series:
+        return {"status": "missing", "episodes": 0}
+    current = vae_checkpoint(run_dir).is_file() and is_current(series[0], vae_version(run_dir))
+    complete = len(series) == config.collect.episodes and (run_dir / SERIES_DIR / INITIAL_Z).is_file() and current
+    return {"status": "done" if complete else "partial", "episodes": len(series)}

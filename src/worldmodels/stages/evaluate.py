@@ -25,22 +25,27 @@ def evaluation_episode_seeds(config) -> list[int]:
     return [config.evaluate.seed + i for i in range(config.evaluate.episodes)]
 
 
-def run(rt: Runtime, video: bool = False) -> dict[str, Any]:
+def score(rt: Runtime, params: np.ndarray, seeds: list[int]) -> np.ndarray:
+    """Returns of the agent with controller `params` over real episodes with the given seeds."""
     from worldmodels.executors import make_executor
     from worldmodels.rollout import RolloutTask, RolloutWorker
+
+    worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), task_max_steps(rt.config))
+    tasks = [RolloutTask(params, (seed,)) for seed in seeds]
+    with make_executor(rt.executor, worker, workers=rt.workers, task_timeout=900.0,
+                       ray_address=rt.ray_address) as executor:
+        with progress_bar(len(tasks), "evaluate", unit="ep", quiet=rt.quiet) as bar:
+            return np.array([r[0] for r in executor.map(tasks, progress=bar.advance_to)])
+
+
+def run(rt: Runtime, video: bool = False) -> dict[str, Any]:
     from worldmodels.stages.train_controller import load_best
 
     cfg = rt.config
     params, meta = load_best(rt.run_dir)
     seeds = evaluation_episode_seeds(cfg)
-    max_steps = task_max_steps(cfg)
     tic = time.perf_counter()
-    worker = RolloutWorker(str(rt.run_dir), cfg.to_dict(), max_steps)
-    tasks = [RolloutTask(params, (seed,)) for seed in seeds]
-    with make_executor(rt.executor, worker, workers=rt.workers, task_timeout=900.0,
-                       ray_address=rt.ray_address) as executor:
-        with progress_bar(len(tasks), "evaluate", unit="ep", quiet=rt.quiet) as bar:
-            returns = np.array([r[0] for r in executor.map(tasks, progress=bar.advance_to)])
+    returns = score(rt, params, seeds)
     result = {
         "mean": float(returns.mean()), "std": float(returns.std()), "episodes": len(returns),
         "returns": returns.tolist(), "seeds": seeds, "env": cfg.env,
@@ -52,7 +57,7 @@ def run(rt: Runtime, video: bool = False) -> dict[str, Any]:
     print(f"evaluate: {result['mean']:.1f} ± {result['std']:.1f} over {len(returns)} real episodes "
           f"-> {rt.run_dir / EVAL_FILE}")
     if video:
-        write_video(rt, params, seeds[0], max_steps)
+        write_video(rt, params, seeds[0], task_max_steps(cfg))
     return result
 
 

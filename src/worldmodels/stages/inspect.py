@@ -16,6 +16,7 @@ PIPELINE = [
     ("encode", "encode"),
     ("train-mdnrnn", "train_mdnrnn"),
     ("train-controller", "train_controller"),
+    ("iterate", "iterate"),
     ("evaluate", "evaluate"),
 ]
 

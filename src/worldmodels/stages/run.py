@@ -12,6 +12,15 @@ from worldmodels.runtime import Runtime
 from worldmodels.stages.inspect import PIPELINE
 
 
+def check_dream(rt: Runtime) -> None:
+    """The dream-fidelity check before C is trained in M: warn when a fixed policy exploits M."""
+    from worldmodels.stages.diagnose import diagnose, format_table
+
+    if rt.config.controller.diagnose_episodes:
+        print("run: checking the dream with fixed policies (controller.diagnose_episodes)", flush=True)
+        print(format_table(diagnose(rt.run_dir, rt.config.controller.diagnose_episodes, device=rt.device)))
+
+
 def run(rt: Runtime) -> None:
     timings = {}
     for name, module_name in PIPELINE:
@@ -19,6 +28,8 @@ def run(rt: Runtime) -> None:
         if module.status(rt.run_dir, rt.config)["status"] == "done":
             print(f"run: {name} is done, skipped")
             continue
+        if name == "train-controller" and rt.config.controller.where == "dream":
+            check_dream(rt)
         print(f"run: {name}", flush=True)
         tic = time.perf_counter()
         module.run(rt)

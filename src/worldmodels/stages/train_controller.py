@@ -84,35 +84,43 @@ def make_scorer(rt: Runtime, spec: ControllerSpec):
     return DreamScorer(rt, spec) if rt.config.controller.where == "dream" else RealScorer(rt, spec)
 
 
-def run(rt: Runtime) -> None:
+def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations: int | None = None,
+        x0: np.ndarray | None = None, sigma0: float | None = None) -> dict[str, Any]:
+    """Train C; returns the best {score, std, generation} of the distribution mean's evaluations.
+
+    Iterative training calls it for round r >= 1 with the round's directory, budget and a warm start `x0`;
+    the round also picks fresh rollout seeds.
+    """
     cfg, c = rt.config, rt.config.controller
-    out = rt.run_dir / CONTROLLER_DIR
+    out = out or rt.run_dir / CONTROLLER_DIR
     path = out / ES_CHECKPOINT
     spec = controller_spec(cfg)
+    total = generations or c.generations
+    rollout_seed = c.seed if round_index == 0 else derive_seed(c.seed, "round", round_index)
 
     # setup / restore
     if path.is_file():
         state = load_checkpoint(path, "es")
         if state["complete"]:
             print(f"train-controller: done ({state['es']['generation']} generations) in {path}")
-            return
+            return state["best"]
         es, best = CMAES.from_state_dict(state["es"]), state["best"]
         print(f"train-controller: resuming at generation {es.generation}")
     else:
-        es = CMAES(spec.num_params, c.population_size, c.sigma0, seed=derive_seed(cfg.seed, "cmaes"))
+        es = CMAES(spec.num_params, c.population_size, sigma0 or c.sigma0, seed=derive_seed(cfg.seed, "cmaes", round_index), x0=x0)
         best = {"score": -np.inf, "std": 0.0, "generation": 0}
     log = MetricsLog(out / "metrics.jsonl", resume_step=es.generation if es.generation else None)
-    eval_seeds = evaluation_seeds(c.seed, c.eval_rollouts)
+    eval_seeds = evaluation_seeds(rollout_seed, c.eval_rollouts)
     print(f"train-controller: C has {spec.num_params} parameters ({spec.mode}), scored in the {c.where}; "
-          f"population {c.population_size} x {c.rollouts} rollouts, {c.generations} generations")
+          f"population {c.population_size} x {c.rollouts} rollouts, {total} generations")
 
     # loop
     scorer = make_scorer(rt, spec)
     try:
-        while es.generation < c.generations:
+        while es.generation < total:
             tic = time.perf_counter()
             candidates = es.ask()
-            returns = scorer(candidates, paired_seeds(c.seed, es.generation, c.population_size, c.rollouts))
+            returns = scorer(candidates, paired_seeds(rollout_seed, es.generation, c.population_size, c.rollouts))
             fitness = returns.mean(axis=1)  # the original's batch_mode='mean'
             es.tell(candidates, fitness)
             generation = es.generation
@@ -120,7 +128,7 @@ def run(rt: Runtime) -> None:
                 "fitness/best": float(fitness.max()), "fitness/mean": float(fitness.mean()),
                 "fitness/worst": float(fitness.min()), "charts/sigma": es.sigma,
             }
-            if generation % c.eval_every == 0 or generation == c.generations:
+            if generation % c.eval_every == 0 or generation == total:
                 scores = scorer(es.mean[None], eval_seeds[None])[0]
                 row.update({"eval/mean": float(scores.mean()), "eval/std": float(scores.std())})
                 if scores.mean() > best["score"]:
@@ -130,10 +138,10 @@ def run(rt: Runtime) -> None:
             row["charts/seconds"] = time.perf_counter() - tic
             log.log(generation, **row)
             save_checkpoint(path, "es", {"es": es.state_dict(), "best": best,
-                                         "complete": generation >= c.generations, "num_params": spec.num_params})
+                                         "complete": generation >= total, "num_params": spec.num_params})
             evaluated = f"  eval {row['eval/mean']:.1f} ± {row['eval/std']:.1f}" if "eval/mean" in row else ""
             if not rt.quiet:
-                print(f"generation {generation:>4}/{c.generations}  best {row['fitness/best']:8.1f}  "
+                print(f"generation {generation:>4}/{total}  best {row['fitness/best']:8.1f}  "
                       f"mean {row['fitness/mean']:8.1f}  worst {row['fitness/worst']:8.1f}  "
                       f"{row['charts/seconds']:6.1f} s{evaluated}", flush=True)
     finally:
@@ -144,11 +152,15 @@ def run(rt: Runtime) -> None:
                  ["fitness/best", "fitness/mean", "fitness/worst", "eval/mean"], f"C: CMA-ES in the {c.where}")
     print(f"train-controller: done; best mean {best['score']:.1f} ± {best['std']:.1f} "
           f"(generation {best['generation']}) in {out / BEST}")
+    return best
 
 
 def load_best(run_dir: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """(params, meta) of the best controller, or a UserError saying what to run."""
-    path = Path(run_dir) / CONTROLLER_DIR / BEST
+    """(params, meta) of the current best controller (the last finished round's, if iterating)."""
+    from worldmodels.config import load_run_config
+    from worldmodels.stages.iterate import controller_dir
+
+    path = controller_dir(run_dir, load_run_config(run_dir)) / BEST
     if not path.is_file():
         raise UserError(f"{path} does not exist: run `worldmodels train-controller` first")
     data = read_arrays(path, ("params", "meta"))

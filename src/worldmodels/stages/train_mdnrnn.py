@@ -49,10 +49,12 @@ def model_args(config: Config) -> dict[str, Any]:
     }
 
 
-def require_series(rt: Runtime) -> list[Path]:
-    paths = list_episodes(rt.run_dir / SERIES_DIR)[: rt.config.collect.episodes]
-    if len(paths) < rt.config.collect.episodes:
-        raise UserError(f"{rt.run_dir / SERIES_DIR} holds {len(paths)} of {rt.config.collect.episodes} "
+def require_series(rt: Runtime, count: int | None = None) -> list[Path]:
+    """The first `count` encoded episodes (default: the collected ones), or a UserError saying what to run."""
+    count = count or rt.config.collect.episodes
+    paths = list_episodes(rt.run_dir / SERIES_DIR)[:count]
+    if len(paths) < count:
+        raise UserError(f"{rt.run_dir / SERIES_DIR} holds {len(paths)} of {count} "
                         "encoded episodes: run `worldmodels encode` first")
     return paths
 
@@ -86,10 +88,16 @@ def train_step(model: MDNRNN, batch: Sequences, state, generator: torch.Generato
     return losses, state
 
 
-def run(rt: Runtime) -> None:
+def run(rt: Runtime, episodes: int | None = None, epochs: int | None = None) -> None:
+    """Train M to `epochs` (default mdnrnn.epochs) on the first `episodes` series (default: collected ones).
+
+    Iterative training calls this again with more episodes and more epochs: M is then fine-tuned from its
+    checkpoint on all the data.
+    """
     cfg, m = rt.config, rt.config.mdnrnn
+    target = epochs or m.epochs
     out, path = rt.run_dir / MDNRNN_DIR, mdnrnn_checkpoint(rt.run_dir)
-    paths = require_series(rt)
+    paths = require_series(rt, episodes)
     lengths = series_lengths(paths)
     device = rt.torch_device
 
@@ -102,13 +110,13 @@ def run(rt: Runtime) -> None:
     # restore
     if path.is_file():
         state = load_checkpoint(path, "mdnrnn", map_location=device)
-        if state["complete"]:
+        if state["complete"] and state["epoch"] >= target:
             print(f"train-mdnrnn: done ({state['epoch']} epochs, {state['step']} steps) in {path}")
             return
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         epoch, step = state["epoch"], state["step"]
-        print(f"train-mdnrnn: resuming at epoch {epoch}, step {step}")
+        print(f"train-mdnrnn: resuming at epoch {epoch}, step {step} ({len(paths)} episodes)")
     log = MetricsLog(out / "metrics.jsonl", resume_step=step if step else None)
 
     def save(complete: bool = False, **figures: Any) -> None:
@@ -120,8 +128,9 @@ def run(rt: Runtime) -> None:
 
     # loop
     per_epoch = steps_per_epoch(cfg, lengths)
-    with progress_bar(m.epochs * per_epoch, "train-mdnrnn", unit="batch", initial=step, quiet=rt.quiet) as bar:
-        while epoch < m.epochs:
+    with progress_bar(target * per_epoch, "train-mdnrnn", unit="batch", initial=epoch * per_epoch,
+                      quiet=rt.quiet) as bar:
+        while epoch < target:
             state, tic, frames = None, time.perf_counter(), 0  # zero state at the start of every epoch
             for batch in prefetch(epoch_batches(cfg, paths, lengths, epoch)):
                 lr = (m.learning_rate - m.min_learning_rate) * m.learning_rate_decay**step + m.min_learning_rate
@@ -190,7 +199,7 @@ def status(run_dir: Path, config) -> dict[str, Any]:
         return {"status": "missing"}
     state = load_checkpoint(path, "mdnrnn")
     info: dict[str, Any] = {
-        "status": "done" if state["complete"] else "partial",
+        "status": "done" if state["complete"] and state["epoch"] >= config.mdnrnn.epochs else "partial",
         "epochs": f"{state['epoch']}/{config.mdnrnn.epochs}",
         "steps": state["step"],
         "parameters": state["parameters"],

@@ -28,13 +28,19 @@ from worldmodels.stages.common import Every, count_parameters, require_episodes
 LOG_EVERY = 20  # steps between metric lines
 
 
-def run(rt: Runtime) -> None:
+def run(rt: Runtime, episodes: list[Path] | None = None, epochs: int | None = None) -> None:
+    """Train V to `epochs` (default vae.epochs) on `episodes` (default: the collected ones).
+
+    Iterative training may call it again with more episodes and epochs to fine-tune V from its checkpoint.
+    """
     cfg, vcfg = rt.config, rt.config.vae
+    target = epochs or vcfg.epochs
     out = rt.run_dir / VAE_DIR
     path = vae_checkpoint(rt.run_dir)
-    episodes = require_episodes(rt)
-    if vcfg.max_episodes:
-        episodes = episodes[: vcfg.max_episodes]
+    if episodes is None:
+        episodes = require_episodes(rt)
+        if vcfg.max_episodes:
+            episodes = episodes[: vcfg.max_episodes]
     device = rt.torch_device
 
     # setup
@@ -46,7 +52,7 @@ def run(rt: Runtime) -> None:
     # restore
     if path.is_file():
         state = load_checkpoint(path, "vae", map_location=device)
-        if state["complete"]:
+        if state["complete"] and state["epoch"] >= target:
             print(f"train-vae: done ({state['epoch']} epochs, {state['step']} steps) in {path}")
             return
         model.load_state_dict(state["model"])
@@ -71,8 +77,9 @@ def run(rt: Runtime) -> None:
         raise UserError(f"only {frames_per_epoch} frames for batches of {vcfg.batch_size}: "
                         "collect more episodes or lower vae.batch_size")
     checkpoint_due = Every()
-    with progress_bar(vcfg.epochs * batches, "train-vae", unit="batch", initial=step, quiet=rt.quiet) as bar:
-        while epoch < vcfg.epochs:
+    with progress_bar(target * batches, "train-vae", unit="batch", initial=epoch * batches + batch_in_epoch,
+                      quiet=rt.quiet) as bar:
+        while epoch < target:
             rng = derive_rng(cfg.seed, "vae", epoch)  # the epoch's order depends on the epoch only: resumable
             stream = frame_batches(episodes, vcfg.batch_size, rng, vcfg.shuffle_buffer_episodes)
             tic, seen = time.perf_counter(), 0
@@ -123,7 +130,7 @@ def status(run_dir: Path, config) -> dict[str, Any]:
         return {"status": "missing"}
     state = load_checkpoint(path, "vae")
     info: dict[str, Any] = {
-        "status": "done" if state["complete"] else "partial",
+        "status": "done" if state["complete"] and state["epoch"] >= config.vae.epochs else "partial",
         "epochs": f"{state['epoch']}/{config.vae.epochs}",
         "steps": state["step"],
         "parameters": state["parameters"],
