@@ -46,8 +46,12 @@ def encode_frames(vae, obs: np.ndarray, device) -> tuple[np.ndarray, np.ndarray]
 def vae_version(run_dir: Path) -> int:
     """The training step of the current V; series encoded by another V are stale."""
     from worldmodels.checkpoint import load_checkpoint
+    from worldmodels.errors import UserError
 
-    return int(load_checkpoint(vae_checkpoint(run_dir), "vae")["step"])
+    path = vae_checkpoint(run_dir)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: run `worldmodels train-vae` first")
+    return int(load_checkpoint(path, "vae")["step"])
 
 
 def is_current(path: Path, version: int) -> bool:
