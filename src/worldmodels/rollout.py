@@ -8,6 +8,7 @@ Randomness (z sampling) comes from the episode's seed only, so any worker gives 
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,49 @@ class EpisodeResult(NamedTuple):
     dones: np.ndarray | None = None  # (T,)
 
 
+_NOISE_BLOCK = 256  # steps of V's sampling noise drawn at once (the same numbers as one draw per step)
+
+
+class _FastAgent:
+    """The per-step work of `Agent` with everything that does not change during an episode done once.
+
+    V's encoder runs channels-last (the layout the uint8 HWC frame already has, and oneDNN's fast one for
+    batch-1 convolutions), its two heads are one product, M's two gate products are one product over
+    [z, a, (restart), h], and C's parameters are reshaped once per episode.
+    """
+
+    def __init__(self, vae: ConvVAE, mdnrnn: MDNRNN | None, spec: ControllerSpec, device: torch.device) -> None:
+        self.device = device
+        self.encoder = copy.deepcopy(vae.encoder).to(memory_format=torch.channels_last)
+        self.w_latent = torch.cat([vae.fc_mu.weight, vae.fc_logvar.weight]).t().contiguous()  # (1024, 2Z)
+        self.b_latent = torch.cat([vae.fc_mu.bias, vae.fc_logvar.bias]).detach()
+        self.latent_dim, self.spec = vae.latent_dim, spec
+        if mdnrnn is not None:
+            lstm = mdnrnn.lstm
+            self.w_lstm = torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], dim=1).t().contiguous()  # (in+H, 4H)
+            self.b_lstm = (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach()
+
+    def encode(self, frame: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(64, 64, 3) uint8 -> mu, logvar (1, Z); the NHWC bytes viewed as NCHW channels-last, no copy."""
+        x = torch.from_numpy(frame).to(self.device).permute(2, 0, 1).unsqueeze(0).to(torch.float32).div_(255.0)
+        features = self.encoder(x).flatten(start_dim=1)  # (1, 1024) in (C, H, W) order, as ConvVAE.encode
+        stats = torch.addmm(self.b_latent, features, self.w_latent)
+        return stats[:, : self.latent_dim], stats[:, self.latent_dim :]
+
+    def advance(self, z, action, restart, h, c):
+        """M's `advance` for one agent: the state after reading (z_t, a_t, restart_t)."""
+        if restart is not None:
+            if bool(restart[0] > 0.5):
+                h, c = torch.zeros_like(h), torch.zeros_like(c)
+            parts = [z, action, restart.unsqueeze(-1), h]
+        else:
+            parts = [z, action, h]
+        gates = torch.addmm(self.b_lstm, torch.cat(parts, dim=1), self.w_lstm)
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+
 @dataclass
 class Agent:
     vae: ConvVAE
@@ -40,9 +84,15 @@ class Agent:
     spec: ControllerSpec
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
-    @torch.no_grad()
+    def __post_init__(self) -> None:
+        self._fast: _FastAgent | None = None
+
+    @torch.inference_mode()
     def run_episode(self, env: FrameEnv, params: np.ndarray, seed: int, max_steps: int,
                     record: bool = False) -> EpisodeResult:
+        if self._fast is None:
+            self._fast = _FastAgent(self.vae, self.mdnrnn, self.spec, self.device)
+        fast = self._fast
         generator = torch.Generator().manual_seed(int(seed))
         params_t = torch.as_tensor(params, dtype=torch.float32, device=self.device).reshape(1, -1)
         hidden = self.spec.hidden_size
@@ -50,14 +100,17 @@ class Agent:
         restart = torch.ones(1, device=self.device) if self.mdnrnn is not None and self.mdnrnn.restart_input else None
         frame = env.reset(seed=int(seed))
         total, steps, log = 0.0, 0, []
+        noise = torch.empty(0, self.vae.latent_dim)
         for steps in range(1, max_steps + 1):
-            mu, logvar = self.vae.encode(frames_to_tensor(frame[None], self.device))
-            eps = torch.randn(mu.shape, generator=generator).to(self.device)
+            mu, logvar = fast.encode(frame)
+            if (steps - 1) % _NOISE_BLOCK == 0:  # torch.randn per step would give these same numbers
+                noise = torch.randn((_NOISE_BLOCK, self.vae.latent_dim), generator=generator).to(self.device)
+            eps = noise[(steps - 1) % _NOISE_BLOCK].unsqueeze(0)
             z = mu + torch.exp(logvar / 2) * eps  # z is sampled, never the mean (SPEC.md gotcha 5)
             features = controller_features(self.spec, z, h, c)
             action = controller_actions(self.spec, params_t, features[None])[0]  # (1, A)
             if self.mdnrnn is not None:
-                h, c = self.mdnrnn.advance(z, action, restart, (h, c))
+                h, c = fast.advance(z, action, restart, h, c)
                 restart = torch.zeros_like(restart) if restart is not None else None
             action_np = action[0].cpu().numpy()
             if record:
@@ -73,47 +126,6 @@ class Agent:
         frames, recon, actions, rewards, dones = zip(*log)
         return EpisodeResult(total, steps, np.stack(frames), tensor_to_frames(torch.cat(recon)),
                              np.stack(actions), np.array(rewards, np.float32), np.array(dones))
-
-
-class AgentPolicy:
-    """The agent as a collection policy (iterative training), with random exploration.
-
-    At each step not already exploring, with probability `exploration` a uniformly random action is started
-    and held for 1..10 frames (the original's Doom random policy); M's state always advances with the action
-    actually taken, so the agent's h stays consistent with what it did.
-    """
-
-    name = "agent"
-
-    def __init__(self, agent: Agent, params: np.ndarray, exploration: float, low: np.ndarray, high: np.ndarray):
-        self.agent, self.exploration, self.low, self.high = agent, exploration, low, high
-        self.params = torch.as_tensor(params, dtype=torch.float32, device=agent.device).reshape(1, -1)
-
-    def reset(self, rng: np.random.Generator) -> None:
-        self.rng = rng
-        self.generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
-        agent = self.agent
-        self.h = self.c = torch.zeros(1, agent.spec.hidden_size, device=agent.device)
-        self.restart = torch.ones(1, device=agent.device)
-        self.hold, self.random_action = 0, None
-
-    @torch.no_grad()
-    def act(self, frame: np.ndarray) -> np.ndarray:
-        agent = self.agent
-        mu, logvar = agent.vae.encode(frames_to_tensor(frame[None], agent.device))
-        z = mu + torch.exp(logvar / 2) * torch.randn(mu.shape, generator=self.generator).to(agent.device)
-        action = controller_actions(agent.spec, self.params, controller_features(agent.spec, z, self.h, self.c)[None])[0]
-        if self.hold == 0 and self.rng.random() < self.exploration:
-            self.random_action = self.rng.uniform(self.low, self.high).astype(np.float32)
-            self.hold = int(self.rng.integers(1, 11))
-        if self.hold > 0:
-            self.hold -= 1
-            action = torch.from_numpy(self.random_action)[None].to(agent.device)
-        if agent.mdnrnn is not None:
-            restart = self.restart if agent.mdnrnn.restart_input else None
-            self.h, self.c = agent.mdnrnn.advance(z, action, restart, (self.h, self.c))
-            self.restart = torch.zeros_like(self.restart)
-        return action[0].cpu().numpy().astype(np.float32)
 
 
 class RolloutTask(NamedTuple):
