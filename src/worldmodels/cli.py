@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         stage_parsers[name].add_argument("--episodes", type=int, help="real episodes to score (evaluate.episodes)")
     stage_parsers["evaluate"].add_argument(
         "--video", action="store_true", help="also write eval.gif: the first episode beside V's reconstruction")
+    temperatures = sub.add_parser(
+        "temperatures", help="the paper's temperature table: C trained in the dream at each tau, scored in both")
+    _add_common(temperatures)
+    temperatures.add_argument("--taus", default="0.1,0.5,1.0,1.15,1.3", help="comma-separated temperatures")
+    temperatures.add_argument("--episodes", type=int, default=100, help="episodes per score (dream and real)")
+    temperatures.add_argument("--generations", type=int, help="CMA-ES generations per tau (default: the run's)")
     dream = sub.add_parser("dream", help="a video of the controller acting inside M's dream, decoded by V")
     dream.add_argument("run_dir", type=Path)
     dream.add_argument("--temperature", type=float, help="dream temperature (default: the run's)")
@@ -147,6 +153,20 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
     print(format_table(diagnose(args.run_dir, args.episodes, args.temperature, args.device)))
 
 
+def cmd_temperatures(args: argparse.Namespace) -> None:
+    from worldmodels.stages.temperatures import markdown, run_table
+
+    try:
+        taus = tuple(float(t) for t in args.taus.split(","))
+    except ValueError:
+        raise UserError(f"--taus {args.taus!r}: expected comma-separated numbers, e.g. 0.5,1.0,1.15") from None
+    if min(taus) <= 0 or args.episodes < 1:
+        raise UserError("--taus must be positive and --episodes at least 1")
+    episodes = args.episodes
+    args.episodes = None  # not evaluate.episodes
+    print(markdown(run_table(make_runtime(args), taus, episodes, args.generations)))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -158,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_dream(args)
         elif args.command == "diagnose":
             cmd_diagnose(args)
+        elif args.command == "temperatures":
+            cmd_temperatures(args)
         elif args.command == "evaluate":
             stage_module(args.command).run(make_runtime(args), video=args.video)
         else:
