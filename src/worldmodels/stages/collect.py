@@ -97,7 +97,8 @@ class CollectWorker:
         if self.agent_params is None:
             policy = make_policy(cfg.env, cfg.collect.policy)
         else:
-            from worldmodels.rollout import AgentPolicy, load_agent
+            from worldmodels.policies import AgentPolicy
+            from worldmodels.rollout import load_agent
 
             agent, _ = load_agent(Path(self.run_dir), "cpu", self.config)
             low, high = action_bounds(cfg.env)
