@@ -20,12 +20,15 @@ import pytest
 BIN = Path(sys.executable).parent / "worldmodels"
 CLI = [str(BIN)] if BIN.is_file() else [sys.executable, "-m", "worldmodels"]
 
-# The driver's own peak RSS (kB), printed after the command: the workers are other processes.
+# The driver's own peak RSS (kB), printed after the command: the workers are other processes. VmHWM, not
+# getrusage's ru_maxrss: Linux carries ru_maxrss across exec, so it would include the RSS of the (large)
+# pytest process the driver was forked from.
 DRIVER = (
-    "import resource, sys\n"
+    "import re, sys\n"
     "from worldmodels.cli import main\n"
     "rc = main(sys.argv[1:])\n"
-    "print('DRIVER_MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)\n"
+    "print('DRIVER_MAXRSS_KB', hwm, file=sys.stderr)\n"
     "sys.exit(rc)\n"
 )
 
