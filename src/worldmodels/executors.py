@@ -1,4 +1,4 @@
-"""Where rollouts run: in this process, in a pool of local processes, or (later) on a Ray cluster.
+"""Where rollouts run: in this process, in a pool of local processes, or on a Ray cluster.
 
 A task is a small picklable object (a candidate's parameters and its seeds, say). A worker is a
 callable `worker(task) -> result`, built once per process by a picklable factory
@@ -6,18 +6,22 @@ callable `worker(task) -> result`, built once per process by a picklable factory
 returns the results in task order, and since seeds come from the tasks, never from which process ran
 them, every executor gives the same results for the same tasks.
 
-The process pool survives its workers: a worker process that dies (SIGKILL, a segfault inside an
-environment) or hangs past `task_timeout` is killed, replaced by a fresh one, and its task is run again,
-up to `max_retries` times. A task that raises a Python exception is not retried: the error is raised
-in the driver.
+The process pool and the Ray executor survive their workers: a worker process that dies (SIGKILL, a
+segfault inside an environment, a lost Ray node) or hangs past `task_timeout` is killed, replaced by a
+fresh one, and its task is run again, up to `max_retries` times. A task that raises a Python exception
+is not retried: the error is raised in the driver.
+
+Ray is an optional dependency (`pip install 'worldmodels[ray]'`), imported only by `RayExecutor`.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -36,6 +40,7 @@ __all__ = [
     "Executor",
     "InProcessExecutor",
     "ProcessPoolExecutor",
+    "RayExecutor",
     "WorkerFactory",
     "make_executor",
 ]
@@ -419,6 +424,259 @@ class ProcessPoolExecutor(Executor):
             self._finalizer()  # runs _stop once
 
 
+RAY_MISSING = "the ray executor needs Ray, which is not installed: pip install 'worldmodels[ray]'"
+
+class _RayActor:
+    """The body of one Ray actor (made remote in `RayExecutor`): builds the worker once, then runs tasks.
+
+    Nothing raises out of it: build failures and task errors come back as values, in the pool's message
+    format, so the driver tells a task's own exception (not retried) from the death of the actor's
+    process (retried), and a UserError keeps its one-line message.
+    """
+
+    def __init__(self, worker_factory: WorkerFactory) -> None:
+        self._worker: Callable[[Any], Any] | None = None
+        self._build_error: tuple[bool, str, str] | None = None
+        try:
+            self._worker = worker_factory()
+        except Exception as e:  # noqa: BLE001 - reported to the driver by `ready`, which raises it
+            self._build_error = (isinstance(e, UserError), _describe(e), traceback.format_exc())
+        torch = sys.modules.get("torch")
+        if torch is not None:  # one process per CPU, as in the pool; Ray also sets OMP_NUM_THREADS=1
+            torch.set_num_threads(1)
+
+    def ready(self) -> tuple[int, tuple[bool, str, str] | None]:
+        """(process id, the build error or None); returns once the worker is built."""
+        return os.getpid(), self._build_error
+
+    def run(self, index: int, task: Any) -> tuple[str, int, Any]:
+        try:
+            return (_RESULT, index, self._worker(task))
+        except UserError as e:
+            return (_USER_ERROR, index, str(e))
+        except Exception as e:  # noqa: BLE001 - reported to the driver, which raises it
+            return (_ERROR, index, (_describe(e), traceback.format_exc()))
+
+
+@dataclass(eq=False)  # compared by identity
+class _RayWorker:
+    """One actor and what the driver knows about it (the Ray counterpart of `_Slot`)."""
+
+    actor: Any  # ray.actor.ActorHandle
+    ready_ref: Any  # ObjectRef of `ready()`: None once the worker is built
+    pid: int | None = None
+    task: int | None = None  # index of the task it holds, if any
+    ref: Any = None  # ObjectRef of that task's result
+    deadline: float = float("inf")
+
+
+class RayExecutor(Executor):
+    """`workers` Ray actors (1 CPU each) on a Ray cluster, each building its worker once.
+
+    `ray_address`: None starts a private local Ray instance with `workers` CPUs (stopped by `close()`);
+    "auto" joins the cluster already running on this machine (`ray start`); "HOST:PORT" joins that
+    cluster. If this process is already connected to Ray, that connection is used as it is.
+
+    Every actor is kept busy with one task at a time, so a slow actor never holds a queue of others'
+    tasks, and results are collected with `ray.wait` as they arrive. An actor that dies (its process
+    killed, its node lost), or holds one task longer than `task_timeout` seconds (the clock starts once
+    the worker is built), is killed and replaced by a fresh actor, which Ray places on any node with a
+    free CPU; the task is run again, at most `1 + max_retries` times in all. Ray's own retries are off
+    (max_restarts=0, max_task_retries=0), so a task runs again only when this executor says so, and a
+    task's result is taken once: a result that arrives late, from an actor given up on, is ignored.
+    """
+
+    def __init__(
+        self,
+        worker_factory: WorkerFactory,
+        workers: int,
+        task_timeout: float | None = None,
+        max_retries: int = 3,
+        ray_address: str | None = None,
+    ) -> None:
+        if workers < 1:
+            raise UserError(f"the ray executor needs workers >= 1, got {workers}")
+        if task_timeout is not None and not task_timeout > 0:
+            raise UserError(f"task_timeout must be > 0 seconds or None, got {task_timeout}")
+        if max_retries < 0:
+            raise UserError(f"max_retries must be >= 0, got {max_retries}")
+        try:
+            import ray
+        except ImportError:
+            raise UserError(RAY_MISSING) from None
+        self._ray = ray
+        # Errors after which a task runs again on a fresh actor: its actor's process or node died, or its
+        # result was lost with the node that held it.
+        self._lost_errors = (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError,
+                             ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError)
+        self.worker_factory = worker_factory
+        self.workers = int(workers)
+        self.task_timeout = task_timeout
+        self.max_retries = int(max_retries)
+        self._owns_connection = not ray.is_initialized()  # then close() calls ray.shutdown()
+        if self._owns_connection:
+            try:
+                if ray_address is None:  # "local": a new private instance, even if a cluster is running
+                    ray.init(address="local", num_cpus=self.workers, include_dashboard=False,
+                             log_to_driver=False, logging_level=logging.WARNING)
+                else:
+                    ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
+            except (ConnectionError, ValueError) as e:  # no cluster there, or a malformed address
+                raise UserError(f"cannot connect to the Ray cluster at {ray_address!r}: {e}") from None
+        # Actors hold one CPU each; Ray retries nothing itself (see the class docstring).
+        self._actor_class = ray.remote(_RayActor).options(num_cpus=1, max_restarts=0, max_task_retries=0)
+        self._workers: list[_RayWorker] = []
+        self._closed = False
+        self._startup_deaths = 0
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < self.workers:
+            print(f"worldmodels: warning: the Ray cluster has {cpus:g} CPUs for {self.workers} workers; "
+                  f"the others wait until CPUs are free", file=sys.stderr)
+        self._start_missing()
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the actors built so far (they change when an actor is replaced)."""
+        return [w.pid for w in self._workers if w.pid is not None]
+
+    def _start_missing(self) -> None:
+        while len(self._workers) < self.workers:
+            actor = self._actor_class.remote(self.worker_factory)
+            self._workers.append(_RayWorker(actor, actor.ready.remote()))
+
+    def _discard(self, worker: _RayWorker) -> None:
+        self._ray.kill(worker.actor, no_restart=True)  # a no-op for an actor that is already dead
+        self._workers.remove(worker)
+
+    def map(self, tasks: Sequence[Any], progress: Callable[[int], None] | None = None) -> list[Any]:
+        if self._closed:
+            raise RuntimeError("this RayExecutor is closed")
+        ray = self._ray
+        results: list[Any] = [None] * len(tasks)
+        done = [False] * len(tasks)
+        n_done = 0
+        pending = deque(range(len(tasks)))
+        losses = [0] * len(tasks)  # deaths and timeouts of actors while holding each task
+        try:
+            self._start_missing()
+            while n_done < len(tasks):
+                self._assign(tasks, pending)
+                # Sleep until an actor is built, a result (or an actor's death) arrives, or a deadline.
+                by_ref = {w.ready_ref if w.ready_ref is not None else w.ref: w for w in self._workers}
+                by_ref.pop(None, None)  # built and idle
+                deadline = min((w.deadline for w in self._workers), default=float("inf"))
+                timeout = None if deadline == float("inf") else max(0.0, deadline - time.monotonic())
+                ready, _ = ray.wait(list(by_ref), num_returns=1, timeout=timeout)
+                if ready:  # take everything that is ready by now, not just the first
+                    ready, _ = ray.wait(list(by_ref), num_returns=len(by_ref), timeout=0)
+                lost: list[tuple[_RayWorker, str, str]] = []  # (worker, what happened, Ray's account)
+                for ref in ready:
+                    worker = by_ref[ref]
+                    try:
+                        reply = ray.get(ref)
+                    except self._lost_errors as e:
+                        lost.append((worker, f"its actor died ({type(e).__name__})", str(e)))
+                        continue
+                    except ray.exceptions.RayTaskError as e:  # e.g. the result could not be serialised
+                        if worker.ready_ref is not None:
+                            raise RuntimeError(f"building the worker failed in a Ray worker: {e}") from None
+                        raise _task_failed(worker.task, f"{type(e.cause).__name__}: {e.cause}") from None
+                    if worker.ready_ref is not None:
+                        self._built(worker, reply)
+                        continue
+                    index, result = self._receive(worker, reply)
+                    if not done[index]:
+                        results[index] = result
+                        done[index] = True
+                        n_done += 1
+                        if progress is not None:
+                            progress(n_done)
+                now = time.monotonic()
+                lost += [(w, f"it timed out after {self.task_timeout} s", "")
+                         for w in self._workers if w.task is not None and now >= w.deadline]
+                for worker, how, account in lost:
+                    index = worker.task
+                    self._replace(worker, account)  # kills it if it is hanging
+                    if index is not None and not done[index]:
+                        losses[index] += 1
+                        if losses[index] > self.max_retries:
+                            error = RuntimeError(
+                                f"task {index} lost its Ray worker {losses[index]} times (last: {how}); "
+                                f"giving up after {self.max_retries} retries"
+                            )
+                            if account:
+                                error.add_note(f"Ray says: {account}")
+                            raise error
+                        pending.appendleft(index)  # run it again first
+        except BaseException:
+            # Actors still holding a task would finish it for nobody: kill them; the next call starts
+            # fresh ones.
+            for worker in [w for w in self._workers if w.task is not None]:
+                self._discard(worker)
+            raise
+        return results
+
+    def _assign(self, tasks: Sequence[Any], pending: deque[int]) -> None:
+        """Give pending tasks to idle actors that are built."""
+        for worker in self._workers:
+            if worker.ready_ref is None and worker.task is None and pending:
+                index = pending.popleft()
+                worker.task, worker.ref = index, worker.actor.run.remote(index, tasks[index])
+                worker.deadline = time.monotonic() + self.task_timeout if self.task_timeout else float("inf")
+
+    def _built(self, worker: _RayWorker, reply: tuple[int, tuple[bool, str, str] | None]) -> None:
+        """Handle an actor's `ready()` reply; raises what a failed worker build should raise."""
+        worker.pid, build_error = reply
+        worker.ready_ref = None
+        if build_error is not None:
+            is_user_error, text, trace = build_error
+            if is_user_error:
+                raise UserError(text)
+            error = RuntimeError(f"building the worker failed in a Ray worker: {text}")
+            error.add_note(f"traceback in the worker:\n{trace}")
+            raise error
+        self._startup_deaths = 0
+
+    def _receive(self, worker: _RayWorker, reply: tuple[str, int, Any]) -> tuple[int, Any]:
+        """(task index, result) of a task's reply; raises what a failed task should raise."""
+        status, index, payload = reply
+        worker.task, worker.ref, worker.deadline = None, None, float("inf")
+        if status == _USER_ERROR:
+            raise UserError(payload)
+        if status == _ERROR:
+            text, trace = payload
+            error = _task_failed(index, text)
+            error.add_note(f"traceback in the worker:\n{trace}")
+            raise error
+        return index, payload
+
+    def _replace(self, worker: _RayWorker, account: str = "") -> None:
+        """Kill and drop a dead or hanging actor and start a fresh one in its place."""
+        if worker.ready_ref is not None:  # it died before its worker was built
+            self._startup_deaths += 1
+            if self._startup_deaths > self.max_retries:
+                self._discard(worker)
+                error = RuntimeError(
+                    "Ray workers keep dying before they are ready (is worldmodels installed on every node?): "
+                    "see the note below and the Ray logs (/tmp/ray/session_latest/logs on each node), "
+                    "or run with the inprocess executor to debug"
+                )
+                if account:
+                    error.add_note(f"Ray says: {account}")
+                raise error
+        self._discard(worker)
+        self._start_missing()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for worker in list(self._workers):
+            self._discard(worker)
+        if self._owns_connection:
+            self._ray.shutdown()  # a private instance stops; a cluster is only disconnected from
+
+
 def make_executor(
     kind: str,
     worker_factory: WorkerFactory,
@@ -426,11 +684,12 @@ def make_executor(
     task_timeout: float | None = None,
     ray_address: str | None = None,
 ) -> Executor:
-    """An executor by name: "inprocess", "process" (a local pool of `workers` processes) or "ray"."""
+    """An executor by name: "inprocess", "process" (a local pool of `workers` processes) or "ray"
+    (`workers` Ray actors on the cluster at `ray_address`; see RayExecutor)."""
     if kind == "inprocess":
         return InProcessExecutor(worker_factory)
     if kind == "process":
         return ProcessPoolExecutor(worker_factory, workers=workers, task_timeout=task_timeout)
     if kind == "ray":
-        raise UserError("the ray executor is not built yet: use the process executor")
+        return RayExecutor(worker_factory, workers=workers, task_timeout=task_timeout, ray_address=ray_address)
     raise UserError(f"unknown executor {kind!r}: choose one of {', '.join(EXECUTOR_KINDS)}")
