@@ -65,7 +65,8 @@ def subprocess_env() -> dict[str, str]:
 def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     """`worldmodels ARGS` in a subprocess; returns the completed process with text stdout/stderr."""
     return subprocess.run(
-        [*CLI, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=subprocess_env()
+        [*CLI, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env=subprocess_env(),
     )
 
 
@@ -107,12 +108,14 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     """Assert exit code 0, showing the output otherwise."""
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    )
     return proc
 
 
 def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit code 2, stderr exactly one line without a traceback, containing every fragment; returns the line."""
+    """Exit code 2, stderr exactly one line without a traceback, containing every fragment; returns it."""
     assert proc.returncode == 2, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     assert "Traceback" not in proc.stderr + proc.stdout
     lines = proc.stderr.strip().splitlines()
@@ -147,7 +150,8 @@ def doom_run(tmp_path_factory) -> DoomRun:
     """A doom-smoke run directory with 4 real episodes from 2 worker processes. Do not modify: copy it."""
     run_dir = tmp_path_factory.mktemp("doom") / "run"
     proc, maxrss = run_driver(
-        "collect", "--preset", "doom-smoke", "--run-dir", run_dir, *sets(*DOOM_SETS), "--workers", "2", "--quiet"
+        "collect", "--preset", "doom-smoke", "--run-dir", run_dir, *sets(*DOOM_SETS),
+        "--workers", "2", "--quiet",
     )
     ok(proc)
     return DoomRun(run_dir, maxrss)

@@ -24,8 +24,14 @@ BAD_INPUT = {
         ["collect", "--preset", "doom-smoke", "--set", "vae.epoch=3"],
         ["unknown config key 'vae.epoch'", "did you mean vae.epochs"],
     ),
-    "wrong type": (["collect", "--preset", "doom-smoke", "--set", "vae.epochs=three"], ["vae.epochs", "expected an integer"]),
-    "unknown environment": (["collect", "--preset", "doom-smoke", "--set", "env=pong"], ["env='pong'", "carracing, doom"]),
+    "wrong type": (
+        ["collect", "--preset", "doom-smoke", "--set", "vae.epochs=three"],
+        ["vae.epochs", "expected an integer"],
+    ),
+    "unknown environment": (
+        ["collect", "--preset", "doom-smoke", "--set", "env=pong"],
+        ["env='pong'", "carracing, doom"],
+    ),
     "unknown subcommand": (["frobnicate"], ["frobnicate"]),
 }
 
@@ -40,7 +46,9 @@ MORE_BAD_INPUT = {
     "bad workers": (["collect", "--preset", "doom-smoke", "--workers", "0"], ["--workers 0"]),
     "not a number of workers": (["collect", "--preset", "doom-smoke", "--workers", "two"], ["--workers"]),
     "bad device": (["collect", "--preset", "doom-smoke", "--device", "tpu"], ["--device"]),
-    "key without value": (["collect", "--preset", "doom-smoke", "--set", "vae.epochs"], ["expected key=value"]),
+    "key without value": (
+        ["collect", "--preset", "doom-smoke", "--set", "vae.epochs"], ["expected key=value"]
+    ),
     "inspect a non-run directory": (["inspect", "{tmp}/nothing-here"], ["not a run directory"]),
     "changed config": (
         ["collect", "--preset", "doom-smoke", "--run-dir", "{tmp}/existing", "--set", "collect.episodes=5"],
@@ -59,7 +67,8 @@ def bad_input_results(tmp_path_factory):
         if argv and argv[0] == "collect" and "--run-dir" not in argv:
             argv += ["--run-dir", str(tmp / name.replace(" ", "-"))]
         procs[name] = subprocess.Popen(
-            [*CLI, *argv], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env()
+            [*CLI, *argv], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=subprocess_env(),
         )
     results = {}
     for name, proc in procs.items():

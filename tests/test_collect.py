@@ -1,4 +1,4 @@
-"""`worldmodels collect` with the real environments: episode files, determinism, resume after SIGKILL, memory."""
+"""`worldmodels collect` in the real games: episode files, determinism, resume after SIGKILL, memory."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import DOOM_EPISODES, kill_group, ok, run_cli, run_driver, sets, start_cli
-from worldmodels.data.episodes import episode_index, episode_length, list_episodes, read_episode
+from worldmodels.data.episodes import episode_length, list_episodes, read_episode
 from worldmodels.seeding import derive_seed
 from worldmodels.stages.inspect import format_report, inspect_run
+
+pytestmark = pytest.mark.realenv
 
 FRAME_BYTES = 64 * 64 * 3
 

@@ -65,7 +65,8 @@ def test_list_episodes_sorted_and_only_complete_files(tmp_path):
     (tmp_path / "000007.npz.tmp").write_bytes(b"x")
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "initial_z.npz").write_bytes(b"x")
-    assert [p.name for p in list_episodes(tmp_path)] == ["000000.npz", "000002.npz", "000010.npz", "1000000.npz"]
+    names = [p.name for p in list_episodes(tmp_path)]
+    assert names == ["000000.npz", "000002.npz", "000010.npz", "1000000.npz"]
     assert list_episodes(tmp_path / "missing") == []
 
 

@@ -1,4 +1,4 @@
-"""The random data-collection policies (SPEC section 5) and their statistics, partly in the real environments."""
+"""The random data-collection policies (SPEC section 5) and their statistics, partly in the real games."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_doom_random_policy_reset_restarts_and_is_seeded():
 @pytest.mark.slow
 @pytest.mark.realenv
 def test_doom_random_policy_survives_about_310_frames():
-    """SPEC Part A: the original's random policy survives 312 +- 180 steps at skill 4 (without the > 100 filter)."""
+    """SPEC Part A: the original's random policy survives 312 +- 180 steps at skill 4 (no > 100 filter)."""
     env = make_env("doom")
     policy = DoomRandomPolicy()
     try:
@@ -118,7 +118,9 @@ def test_carracing_random_agent_drives_forward(one_thread):
     env = make_env("carracing")
     policy = CarRacingRandomAgentPolicy()
     try:
-        episodes = [run_episode(env, policy, derive_seed(0, "collect", i, 0), 50, True).action for i in range(6)]
+        episodes = [
+            run_episode(env, policy, derive_seed(0, "collect", i, 0), 50, True).action for i in range(6)
+        ]
     finally:
         env.close()
     actions = np.concatenate(episodes)

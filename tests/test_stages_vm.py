@@ -36,6 +36,8 @@ from worldmodels.data.episodes import episode_length, list_episodes, read_arrays
 from worldmodels.logger import read_metrics
 from worldmodels.models.vae import frames_to_tensor
 
+pytestmark = [pytest.mark.slow, pytest.mark.realenv]  # one real collection, then V and M trained
+
 V_PARAMETERS = 4_446_915  # ConvVAE with z = 64 (the paper's Doom count)
 M_PAPER_PARAMETERS = 1_678_785  # MDN-RNN 512 units, 961 outputs (the paper's count, TF's single LSTM bias)
 M_EPOCHS = int(next(s for s in DOOM_SETS if s.startswith("mdnrnn.epochs=")).split("=")[1])
@@ -137,8 +139,9 @@ def test_encode_stores_vs_statistics_for_every_frame(vm_run):
         assert data["meta"]["index"] == i
         with torch.no_grad():
             mu, logvar = vae.encode(frames_to_tensor(episode.obs[:5]))
-        np.testing.assert_allclose(data["mu"][:5].astype(np.float32), mu.numpy(), atol=2e-2, rtol=2e-3)
-        np.testing.assert_allclose(data["logvar"][:5].astype(np.float32), logvar.numpy(), atol=2e-2, rtol=2e-3)
+        for name, value in (("mu", mu), ("logvar", logvar)):
+            stored = data[name][:5].astype(np.float32)
+            np.testing.assert_allclose(stored, value.numpy(), atol=2e-2, rtol=2e-3)
         firsts.append(data["mu"][0])
     initial = read_arrays(run_dir / "series" / "initial_z.npz", ("mu", "logvar"))
     assert initial["mu"].shape == (DOOM_EPISODES, 64)
@@ -147,7 +150,7 @@ def test_encode_stores_vs_statistics_for_every_frame(vm_run):
 
 def test_finished_stages_are_skipped(vm_run, capsys):
     run_dir, _ = vm_run
-    paths = [run_dir / "vae" / "checkpoint.pt", run_dir / "mdnrnn" / "checkpoint.pt", run_dir / "series" / "000000.npz"]
+    paths = [run_dir / "vae/checkpoint.pt", run_dir / "mdnrnn/checkpoint.pt", run_dir / "series/000000.npz"]
     before = [p.stat().st_mtime_ns for p in paths]
     for stage in ("train-vae", "encode", "train-mdnrnn"):
         assert main([stage, "--run-dir", str(run_dir), "--quiet"]) == 0
@@ -197,7 +200,7 @@ def _broken(run_dir, tmp, name, parts=("config.yaml", "episodes")):
 
 
 def test_corrupt_checkpoint_exits_2_naming_it(vm_run, tmp_path):
-    """As a real process: exit code 2, one line naming the file, for train-vae and for encode (which loads V)."""
+    """As real processes: exit 2, one line naming the file, for train-vae and for encode (which loads V)."""
     run_dir, _ = vm_run
     broken = _broken(run_dir, tmp_path, "bad-checkpoint", ("config.yaml", "episodes", "vae"))
     checkpoint = broken / "vae" / "checkpoint.pt"
