@@ -97,3 +97,16 @@ def test_other_controller_modes_batch_independent(mode):
     batched = rollout_population(world, spec, params, seeds, 1.0, 120)
     alone = rollout_population(world, spec, params[4:5], seeds[4:5, 1:2], 1.0, 120)
     assert alone[0, 0] == batched[4, 1]
+
+
+@pytest.mark.slow
+def test_compiled_engine_is_batch_independent_too():
+    """torch.compile'd step (one kernel per fused region, symbolic batch size): alone == in a batch."""
+    world = _world(latent=16, hidden=32)
+    world.compile = True
+    spec, params, seeds = _population(world, 4, 4)
+    batched = rollout_population(world, spec, params, seeds, 1.15, 80)
+    alone = rollout_population(world, spec, params[2:3], seeds[2:3, 3:4], 1.15, 80)
+    assert alone[0, 0] == batched[2, 3]
+    eager = rollout_population(world, spec, params, seeds, 1.15, 80, compile=False)
+    assert abs(eager.mean() - batched.mean()) < 4 * eager.std() / np.sqrt(eager.size) + 1
