@@ -188,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"worldmodels: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `worldmodels inspect D --json | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("worldmodels: interrupted; run the same command again to continue", file=sys.stderr)
         return 130
