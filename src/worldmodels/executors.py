@@ -21,6 +21,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -426,6 +427,7 @@ class ProcessPoolExecutor(Executor):
 
 RAY_MISSING = "the ray executor needs Ray, which is not installed: pip install 'worldmodels[ray]'"
 
+
 class _RayActor:
     """The body of one Ray actor (made remote in `RayExecutor`): builds the worker once, then runs tasks.
 
@@ -515,14 +517,21 @@ class RayExecutor(Executor):
         self.max_retries = int(max_retries)
         self._owns_connection = not ray.is_initialized()  # then close() calls ray.shutdown()
         if self._owns_connection:
+            if ray_address is not None:
+                _check_reachable(ray_address)
+            # Workers' output is not forwarded: their errors reach the driver as values (see _RayActor).
             try:
                 if ray_address is None:  # "local": a new private instance, even if a cluster is running
+                    # (its note that token authentication is on, Ray's safe default, is only noise here)
+                    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
                     ray.init(address="local", num_cpus=self.workers, include_dashboard=False,
                              log_to_driver=False, logging_level=logging.WARNING)
                 else:
                     ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
-            except (ConnectionError, ValueError) as e:  # no cluster there, or a malformed address
-                raise UserError(f"cannot connect to the Ray cluster at {ray_address!r}: {e}") from None
+            except Exception as e:  # noqa: BLE001 - no cluster there, a malformed address, a timeout...
+                what = "start Ray" if ray_address is None else f"connect to Ray at {ray_address!r}"
+                reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise UserError(f"cannot {what}: {reason}") from None
         # Actors hold one CPU each; Ray retries nothing itself (see the class docstring).
         self._actor_class = ray.remote(_RayActor).options(num_cpus=1, max_restarts=0, max_task_retries=0)
         self._workers: list[_RayWorker] = []
@@ -580,7 +589,9 @@ class RayExecutor(Executor):
                     except ray.exceptions.RayTaskError as e:  # e.g. the result could not be serialised
                         if worker.ready_ref is not None:
                             raise RuntimeError(f"building the worker failed in a Ray worker: {e}") from None
-                        raise _task_failed(worker.task, f"{type(e.cause).__name__}: {e.cause}") from None
+                        index = worker.task
+                        worker.task, worker.ref, worker.deadline = None, None, float("inf")  # it is fine
+                        raise _task_failed(index, f"{type(e.cause).__name__}: {e.cause}") from None
                     if worker.ready_ref is not None:
                         self._built(worker, reply)
                         continue
@@ -657,9 +668,9 @@ class RayExecutor(Executor):
             if self._startup_deaths > self.max_retries:
                 self._discard(worker)
                 error = RuntimeError(
-                    "Ray workers keep dying before they are ready (is worldmodels installed on every node?): "
-                    "see the note below and the Ray logs (/tmp/ray/session_latest/logs on each node), "
-                    "or run with the inprocess executor to debug"
+                    "Ray workers keep dying before they are ready (is worldmodels installed on every "
+                    "node?): see the note below and the Ray logs (/tmp/ray/session_latest/logs on each "
+                    "node), or run with the inprocess executor to debug"
                 )
                 if account:
                     error.add_note(f"Ray says: {account}")
@@ -671,10 +682,26 @@ class RayExecutor(Executor):
         if self._closed:
             return
         self._closed = True
-        for worker in list(self._workers):
-            self._discard(worker)
+        if self._ray.is_initialized():  # (not if someone shut Ray down already: the actors are gone)
+            for worker in list(self._workers):
+                self._discard(worker)
+        self._workers.clear()
         if self._owns_connection:
             self._ray.shutdown()  # a private instance stops; a cluster is only disconnected from
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """A UserError at once if nothing answers at HOST:PORT (Ray itself would retry for many minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:  # "auto", "ray://...": left to Ray
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UserError(
+            f"cannot connect to Ray at {address!r}: nothing answers there ({e.strerror or e}); start the "
+            f"head with `ray start --head` and pass HEAD_IP:6379, or 'auto' on a node of the cluster"
+        ) from None
 
 
 def make_executor(
@@ -691,5 +718,5 @@ def make_executor(
     if kind == "process":
         return ProcessPoolExecutor(worker_factory, workers=workers, task_timeout=task_timeout)
     if kind == "ray":
-        return RayExecutor(worker_factory, workers=workers, task_timeout=task_timeout, ray_address=ray_address)
+        return RayExecutor(worker_factory, workers, task_timeout=task_timeout, ray_address=ray_address)
     raise UserError(f"unknown executor {kind!r}: choose one of {', '.join(EXECUTOR_KINDS)}")
