@@ -199,9 +199,6 @@ class DreamWorld:
     dtype: torch.dtype = torch.float32
     compile: bool = False
 
-    def __post_init__(self) -> None:
-        self._cores: dict[torch.dtype, _Core] = {}
-
     @classmethod
     def from_run(cls, run_dir: Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
                  compile: bool = False) -> DreamWorld:
