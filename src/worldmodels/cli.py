@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="one JSON object with keys stages and config")
     presets = sub.add_parser("presets", help="list the presets")
     presets.add_argument("--fields", action="store_true", help="also list every config key with its docstring")
+    bench = sub.add_parser("bench", help="throughput of every part against this machine's matmul ceiling")
+    bench.add_argument("--quick", action="store_true", help="fewer steps, extrapolated")
+    bench.add_argument("--json", metavar="FILE", default=None, help="also write the figures as one JSON object")
     return parser
 
 
@@ -180,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             cmd_diagnose(args)
         elif args.command == "temperatures":
             cmd_temperatures(args)
+        elif args.command == "bench":
+            from worldmodels.bench import main as bench_main
+
+            bench_main(quick=args.quick, json_path=args.json)
         elif args.command == "evaluate":
             stage_module(args.command).run(make_runtime(args), video=args.video)
         else:

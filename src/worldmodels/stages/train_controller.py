@@ -46,7 +46,11 @@ class DreamScorer:
     def __init__(self, rt: Runtime, spec: ControllerSpec) -> None:
         from worldmodels.envs.dream import DreamWorld
 
-        self.world = DreamWorld.from_run(rt.run_dir, rt.torch_device)
+        import torch
+
+        c = rt.config.controller
+        self.world = DreamWorld.from_run(rt.run_dir, rt.torch_device, dtype=getattr(torch, c.dream_dtype),
+                                         compile=c.dream_compile)
         self.spec, self.c = spec, rt.config.controller
 
     def __call__(self, candidates: np.ndarray, seeds: np.ndarray) -> np.ndarray:
