@@ -76,7 +76,7 @@ def rollout_rate(kind: str, workers: int, run_dir: Path, config: dict, tasks: li
                  ray_address: str | None) -> tuple[float, list]:
     """(agent steps per second, returns) of `tasks` on `workers` workers, start-up excluded."""
     worker = RolloutWorker(str(run_dir), config, max_steps)
-    with make_executor(kind, worker, workers=workers, task_timeout=900.0, ray_address=ray_address) as executor:
+    with make_executor(kind, worker, workers, task_timeout=900.0, ray_address=ray_address) as executor:
         executor.map(tasks[:workers])  # starts (builds) every worker
         tic = time.perf_counter()
         returns = executor.map(tasks)
@@ -143,7 +143,7 @@ def main() -> None:
                                              args.ray_address)
                 if reference is None:
                     reference = returns
-                assert returns == reference, f"{kind} x {workers} gave other returns: {returns} vs {reference}"
+                assert returns == reference, f"{kind} x {workers}: other returns {returns} vs {reference}"
                 rates[kind, workers] = rate
                 steps = sum(r[0] for r in returns)
                 print(f"{kind:>7} x {workers}: {rate:7.1f} agent steps/s ({steps:.0f} steps)", flush=True)
