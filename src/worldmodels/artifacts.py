@@ -32,37 +32,30 @@ def mdnrnn_checkpoint(run_dir: Path) -> Path:
     return Path(run_dir) / MDNRNN_DIR / CHECKPOINT
 
 
-def _complete(path: Path, kind: str, stage: str) -> dict:
+def _load_model(path: Path, kind: str, stage: str, model_class, device: torch.device | str):
+    """The model of a finished stage's checkpoint, in eval mode on `device`."""
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: run `worldmodels {stage}` first")
     state = load_checkpoint(path, kind)
     if not state.get("complete"):
         raise UserError(f"{path} is from an unfinished `{stage}`: run `worldmodels {stage}` again to finish it")
-    return state
+    model = model_class(**state["model_args"])
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
 
 
 def load_vae(run_dir: Path, device: torch.device | str = "cpu"):
-    """V of a finished `train-vae`, in eval mode on `device`."""
+    """V of a finished `train-vae`."""
     from worldmodels.models.vae import ConvVAE
 
-    path = vae_checkpoint(run_dir)
-    if not path.is_file():
-        raise UserError(f"{path} does not exist: run `worldmodels train-vae` first")
-    state = _complete(path, "vae", "train-vae")
-    model = ConvVAE(**state["model_args"])
-    model.load_state_dict(state["model"])
-    return model.to(device).eval()
+    return _load_model(vae_checkpoint(run_dir), "vae", "train-vae", ConvVAE, device)
 
 
 def load_mdnrnn(run_dir: Path, device: torch.device | str = "cpu"):
-    """M of a finished `train-mdnrnn`, in eval mode on `device`."""
+    """M of a finished `train-mdnrnn`."""
     from worldmodels.models.mdnrnn import MDNRNN
 
-    path = mdnrnn_checkpoint(run_dir)
-    if not path.is_file():
-        raise UserError(f"{path} does not exist: run `worldmodels train-mdnrnn` first")
-    state = _complete(path, "mdnrnn", "train-mdnrnn")
-    model = MDNRNN(**state["model_args"])
-    model.load_state_dict(state["model"])
-    return model.to(device).eval()
+    return _load_model(mdnrnn_checkpoint(run_dir), "mdnrnn", "train-mdnrnn", MDNRNN, device)
 
 
 def load_initial_z(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ import torch
 from worldmodels.envs import FrameEnv
 from worldmodels.models.controller import ControllerSpec, controller_actions, controller_features
 from worldmodels.models.mdnrnn import MDNRNN
-from worldmodels.models.vae import ConvVAE, frames_to_tensor, tensor_to_frames
+from worldmodels.models.vae import ConvVAE, tensor_to_frames
 
 
 class EpisodeResult(NamedTuple):

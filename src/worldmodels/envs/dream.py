@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from worldmodels.models.controller import ControllerSpec, controller_actions, controller_features
+from worldmodels.models.controller import ControllerSpec, controller_features
 from worldmodels.models.mdnrnn import MDNRNN, MDNOutput
 
 # --- counter-based random numbers (splitmix64 on int64 tensors; wrap-around arithmetic) -----------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -48,3 +49,23 @@ class Every:
 
 def seed_torch(seed: int) -> None:
     torch.manual_seed(seed)
+
+
+def training_status(path: Path, kind: str, target_epochs: int, *extra: str) -> dict[str, Any]:
+    """inspect's view of a training checkpoint: done/partial, epochs, steps, parameters, last losses."""
+    from worldmodels.checkpoint import load_checkpoint
+    from worldmodels.logger import read_metrics
+
+    if not path.is_file():
+        return {"status": "missing"}
+    state = load_checkpoint(path, kind)
+    info: dict[str, Any] = {
+        "status": "done" if state["complete"] and state["epoch"] >= target_epochs else "partial",
+        "epochs": f"{state['epoch']}/{target_epochs}",
+        "steps": state["step"],
+        **{key: state[key] for key in ("parameters", *extra)},
+    }
+    rows = read_metrics(path.parent / "metrics.jsonl")
+    if rows:
+        info.update({k.split("/")[1]: round(v, 4) for k, v in rows[-1].items() if k.startswith("losses/")})
+    return info

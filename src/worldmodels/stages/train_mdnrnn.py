@@ -37,7 +37,7 @@ from worldmodels.models.mdnrnn import MDNRNN, mdnrnn_loss, paper_parameter_count
 from worldmodels.models.vae import tensor_to_frames
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_rng, derive_seed
-from worldmodels.stages.common import count_parameters
+from worldmodels.stages.common import training_status, count_parameters
 
 
 def model_args(config: Config) -> dict[str, Any]:
@@ -194,18 +194,4 @@ def write_open_loop(rt: Runtime, model: MDNRNN, out: Path, context: int = 10, co
 
 
 def status(run_dir: Path, config) -> dict[str, Any]:
-    path = mdnrnn_checkpoint(run_dir)
-    if not path.is_file():
-        return {"status": "missing"}
-    state = load_checkpoint(path, "mdnrnn")
-    info: dict[str, Any] = {
-        "status": "done" if state["complete"] and state["epoch"] >= config.mdnrnn.epochs else "partial",
-        "epochs": f"{state['epoch']}/{config.mdnrnn.epochs}",
-        "steps": state["step"],
-        "parameters": state["parameters"],
-        "paper_parameters": state["paper_parameters"],
-    }
-    rows = read_metrics(path.parent / "metrics.jsonl")
-    if rows:
-        info.update({k.split("/")[1]: round(v, 4) for k, v in rows[-1].items() if k.startswith("losses/")})
-    return info
+    return training_status(mdnrnn_checkpoint(run_dir), "mdnrnn", config.mdnrnn.epochs, "paper_parameters")

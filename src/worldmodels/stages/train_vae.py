@@ -23,7 +23,7 @@ from worldmodels.media import frame_grid, save_png
 from worldmodels.models.vae import ConvVAE, frames_to_tensor, tensor_to_frames, vae_loss
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_rng, derive_seed
-from worldmodels.stages.common import Every, count_parameters, require_episodes
+from worldmodels.stages.common import training_status, Every, count_parameters, require_episodes
 
 LOG_EVERY = 20  # steps between metric lines
 
@@ -125,17 +125,4 @@ def write_reconstructions(model: ConvVAE, episode: Path, out: Path, device, coun
 
 
 def status(run_dir: Path, config) -> dict[str, Any]:
-    path = vae_checkpoint(run_dir)
-    if not path.is_file():
-        return {"status": "missing"}
-    state = load_checkpoint(path, "vae")
-    info: dict[str, Any] = {
-        "status": "done" if state["complete"] and state["epoch"] >= config.vae.epochs else "partial",
-        "epochs": f"{state['epoch']}/{config.vae.epochs}",
-        "steps": state["step"],
-        "parameters": state["parameters"],
-    }
-    rows = read_metrics(path.parent / "metrics.jsonl")
-    if rows:
-        info.update({k.split("/")[1]: round(v, 3) for k, v in rows[-1].items() if k.startswith("losses/")})
-    return info
+    return training_status(vae_checkpoint(run_dir), "vae", config.vae.epochs)
