@@ -240,7 +240,7 @@ def test_errors(cluster):
         assert executor.map([("square", i) for i in range(3)]) == [0, 1, 4]  # still usable
 
     broken = RayExecutor(BrokenFactory(), workers=1)
-    with pytest.raises(UserError, match="run train-vae first"):
+    with pytest.raises(UserError, match=r"run train-vae first \(in a Ray worker on [^ ]+\)$"):
         broken.map([("square", 1)])
     broken.close()
     with pytest.raises(RuntimeError, match="closed"):

@@ -442,7 +442,10 @@ class _RayActor:
         try:
             self._worker = worker_factory()
         except Exception as e:  # noqa: BLE001 - reported to the driver by `ready`, which raises it
-            self._build_error = (isinstance(e, UserError), _describe(e), traceback.format_exc())
+            # which machine, since on a cluster it is often "the run directory is not on this node"
+            where = f" (in a Ray worker on {socket.gethostname()})"
+            text = str(e) if isinstance(e, UserError) else _describe(e)
+            self._build_error = (isinstance(e, UserError), text + where, traceback.format_exc())
         torch = sys.modules.get("torch")
         if torch is not None:  # one process per CPU, as in the pool; Ray also sets OMP_NUM_THREADS=1
             torch.set_num_threads(1)
@@ -643,7 +646,7 @@ class RayExecutor(Executor):
             is_user_error, text, trace = build_error
             if is_user_error:
                 raise UserError(text)
-            error = RuntimeError(f"building the worker failed in a Ray worker: {text}")
+            error = RuntimeError(f"building the worker failed: {text}")
             error.add_note(f"traceback in the worker:\n{trace}")
             raise error
         self._startup_deaths = 0
