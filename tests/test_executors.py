@@ -164,9 +164,10 @@ def test_build_failure_and_close():
         executor.map(squares(1))
 
 
-def test_make_executor():
+def test_make_executor(monkeypatch):
     assert isinstance(make_executor("inprocess", Factory()), InProcessExecutor)
-    with pytest.raises(UserError, match="not built yet"):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(UserError, match=r"pip install 'worldmodels\[ray\]'"):
         make_executor("ray", Factory())
     with pytest.raises(UserError, match="inprocess, process, ray"):
         make_executor("threads", Factory())

@@ -100,6 +100,8 @@ def make_runtime(args: argparse.Namespace) -> Runtime:
     """Resolve the config (preset or run directory's, plus overrides) and record it in the run directory."""
     if args.workers < 1:
         raise UserError(f"--workers {args.workers}: must be at least 1")
+    if args.ray_address and args.executor != "ray":
+        raise UserError("--ray-address needs --executor ray")
     if getattr(args, "episodes", None) is not None:
         args.overrides.append(f"evaluate.episodes={args.episodes}")
     run_dir = args.run_dir or Path("runs") / (args.preset or DEFAULT_PRESET)

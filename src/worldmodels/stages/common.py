@@ -69,3 +69,10 @@ def training_status(path: Path, kind: str, target_epochs: int, *extra: str) -> d
     if rows:
         info.update({k.split("/")[1]: round(v, 4) for k, v in rows[-1].items() if k.startswith("losses/")})
     return info
+
+
+def autocast(device: torch.device, precision: str):
+    """Mixed precision for a training step: 'bfloat16' runs the model's products in bf16 (weights, optimiser
+    and loss stay fp32); 'float32' is the original's arithmetic. On CPUs with bf16 units this is 2-5x faster.
+    """
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")

@@ -23,7 +23,7 @@ from worldmodels.media import frame_grid, save_png
 from worldmodels.models.vae import ConvVAE, frames_to_tensor, tensor_to_frames, vae_loss
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_rng, derive_seed
-from worldmodels.stages.common import training_status, Every, count_parameters, require_episodes
+from worldmodels.stages.common import autocast, training_status, Every, count_parameters, require_episodes
 
 LOG_EVERY = 20  # steps between metric lines
 
@@ -87,8 +87,9 @@ def run(rt: Runtime, episodes: list[Path] | None = None, epochs: int | None = No
                 if i < batch_in_epoch:
                     continue  # resuming mid-epoch: these batches were trained on before the kill
                 x = frames_to_tensor(frames, device)
-                recon, mu, logvar = model(x)
-                losses = vae_loss(x, recon, mu, logvar, vcfg.kl_tolerance)
+                with autocast(device, vcfg.precision):
+                    recon, mu, logvar = model(x)
+                losses = vae_loss(x, recon.float(), mu.float(), logvar.float(), vcfg.kl_tolerance)  # loss in fp32
                 optimizer.zero_grad(set_to_none=True)
                 losses.loss.backward()
                 optimizer.step()
