@@ -106,5 +106,5 @@ def format_table(report: dict[str, Any]) -> str:
     if report["exploits"]:
         lines.append(f"warning: {', '.join(report['exploits'])} scores over {GAP_WARNING:g}x more in the dream "
                      "than in the real game; a controller trained in this dream may learn that exploit "
-                     "(collect data with the agent: controller.iterations, or raise the temperature)")
+                     "(collect data with the agent: --set iterate.rounds=N, or raise the temperature)")
     return "\n".join(lines)
