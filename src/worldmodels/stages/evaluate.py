@@ -50,7 +50,8 @@ def run(rt: Runtime, video: bool = False) -> dict[str, Any]:
         "mean": float(returns.mean()), "std": float(returns.std()), "episodes": len(returns),
         "returns": returns.tolist(), "seeds": seeds, "env": cfg.env,
         "controller": {"mode": meta["mode"], "trained_in": meta["where"], "generation": meta["generation"],
-                       "temperature": meta["temperature"], "training_score": meta["score"]},
+                       "temperature": meta["temperature"], "training_score": meta["score"],
+                       "directory": current_controller(rt.run_dir, cfg)},
         "seconds": round(time.perf_counter() - tic, 1),
     }
     atomic_write_text(rt.run_dir / EVAL_FILE, json.dumps(result, indent=2))
@@ -84,6 +85,12 @@ def write_video(rt: Runtime, params: np.ndarray, seed: int, max_steps: int) -> P
     return out
 
 
+def current_controller(run_dir: Path, config) -> str:
+    from worldmodels.stages.iterate import controller_dir
+
+    return str(controller_dir(run_dir, config).relative_to(run_dir))
+
+
 def status(run_dir: Path, config) -> dict[str, Any]:
     path = Path(run_dir) / EVAL_FILE
     if not path.is_file():
@@ -92,6 +99,8 @@ def status(run_dir: Path, config) -> dict[str, Any]:
         result = json.loads(path.read_text())
     except json.JSONDecodeError:
         raise UserError(f"{path} is corrupt: delete it and run `worldmodels evaluate` again") from None
-    complete = result["seeds"] == evaluation_episode_seeds(config)
+    # done only for the current seeds and the current controller (iterative training replaces it)
+    complete = (result["seeds"] == evaluation_episode_seeds(config)
+                and result["controller"].get("directory") == current_controller(run_dir, config))
     return {"status": "done" if complete else "partial", "mean": round(result["mean"], 1),
             "std": round(result["std"], 1), "episodes": result["episodes"]}
