@@ -131,13 +131,7 @@ def cmd_inspect(args: argparse.Namespace) -> None:
 
 
 def stage_module(command: str):
-    name = f"worldmodels.stages.{STAGES[command][0]}"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name != name:
-            raise
-        raise UserError(f"`{command}` is not built yet in this version of worldmodels") from None
+    return importlib.import_module(f"worldmodels.stages.{STAGES[command][0]}")
 
 
 def cmd_dream(args: argparse.Namespace) -> None:

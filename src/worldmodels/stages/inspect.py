@@ -21,12 +21,8 @@ PIPELINE = [
 ]
 
 
-def stage_status(run_dir: Path, config, module_name: str) -> dict[str, Any] | None:
-    try:
-        module = importlib.import_module(f"worldmodels.stages.{module_name}")
-    except ModuleNotFoundError:
-        return None
-    return module.status(run_dir, config)
+def stage_status(run_dir: Path, config, module_name: str) -> dict[str, Any]:
+    return importlib.import_module(f"worldmodels.stages.{module_name}").status(run_dir, config)
 
 
 def inspect_run(run_dir: Path) -> dict[str, Any]:
@@ -36,8 +32,7 @@ def inspect_run(run_dir: Path) -> dict[str, Any]:
     config = load_run_config(run_dir)
     stages = {}
     for name, module_name in PIPELINE:
-        status = stage_status(run_dir, config, module_name)
-        stages[name] = status if status is not None else {"status": "not built"}
+        stages[name] = stage_status(run_dir, config, module_name)
     return {"run_dir": str(run_dir), "config": config.to_dict(), "stages": stages}
 
 
