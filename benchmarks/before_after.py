@@ -17,7 +17,7 @@ sys.path.insert(0, str(_old))
 import old_dream, old_rollout  # noqa: E402
 from worldmodels.envs import dream as new_dream
 from worldmodels import rollout as new_rollout
-from worldmodels.bench import dream_world, _population, DOOM, CARRACING, matmul_gflops
+from worldmodels.bench import dream_world, _population, DOOM, matmul_gflops
 from worldmodels.models.vae import ConvVAE
 from worldmodels.models.mdnrnn import MDNRNN
 from worldmodels.models.controller import ControllerSpec

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from worldmodels.bench import DOOM, make_agent_run
 from worldmodels.executors import make_executor
 from worldmodels.rollout import RolloutTask, RolloutWorker
 
@@ -48,28 +49,6 @@ class NoOpWorker:
 
 def _identity(task):
     return task
-
-
-def make_doom_run(run_dir: Path) -> dict:
-    """A run directory with fresh V and M at Doom's paper sizes, as RolloutWorker loads it."""
-    from worldmodels.artifacts import mdnrnn_checkpoint, vae_checkpoint
-    from worldmodels.checkpoint import save_checkpoint
-    from worldmodels.config import resolve, save_run_config
-    from worldmodels.models.mdnrnn import MDNRNN
-    from worldmodels.models.vae import ConvVAE
-    from worldmodels.stages.train_mdnrnn import model_args
-
-    config = resolve("doom")
-    save_run_config(run_dir, config)
-    torch.manual_seed(0)
-    args = model_args(config)
-    save_checkpoint(mdnrnn_checkpoint(run_dir), "mdnrnn", {
-        "model": MDNRNN(**args).state_dict(), "complete": True, "epoch": 0, "step": 0, "parameters": 0,
-        "paper_parameters": 0, "model_args": args})
-    save_checkpoint(vae_checkpoint(run_dir), "vae", {
-        "model": ConvVAE(config.vae.latent_dim).state_dict(), "complete": True, "epoch": 0, "step": 0,
-        "parameters": 0, "model_args": {"latent_dim": config.vae.latent_dim}})
-    return config.to_dict()
 
 
 def rollout_rate(kind: str, workers: int, run_dir: Path, config: dict, tasks: list, max_steps: int,
@@ -131,7 +110,7 @@ def main() -> None:
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="wm-ray-bench-") as tmp:
         run_dir = Path(tmp) / "doom"
-        config = make_doom_run(run_dir)
+        config = make_agent_run(run_dir, DOOM)  # fresh V and M at Doom's paper sizes
         num_params = 1088  # Doom "zch": (64 + 512 + 512) x 1
         tasks = [RolloutTask(rng.normal(0.0, 0.1, num_params).astype(np.float32), (i,))
                  for i in range(args.tasks)]

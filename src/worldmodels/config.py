@@ -260,10 +260,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 DEFAULT_PRESET = "doom-quick"
 
 
-def preset_names() -> list[str]:
-    return list(PRESETS)
-
-
 def _preset_chain(name: str) -> list[str]:
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")

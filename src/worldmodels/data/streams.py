@@ -75,7 +75,3 @@ def frame_batches(
         for b in range(0, usable, batch_size):
             yield frames[b : b + batch_size]
         leftover = frames[usable:]
-
-
-def batches_per_epoch(total_frames: int, batch_size: int) -> int:
-    return total_frames // batch_size

@@ -47,10 +47,6 @@ class Every:
         return False
 
 
-def seed_torch(seed: int) -> None:
-    torch.manual_seed(seed)
-
-
 def training_status(path: Path, kind: str, target_epochs: int, *extra: str) -> dict[str, Any]:
     """inspect's view of a training checkpoint: done/partial, epochs, steps, parameters, last losses."""
     from worldmodels.checkpoint import load_checkpoint
