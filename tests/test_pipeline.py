@@ -65,3 +65,16 @@ def test_iterative_training_dream_video_and_evaluate_video(tmp_path):
     assert video.returncode == 0, video.stderr
     assert (run_dir / "eval.gif").stat().st_size > 1000
     assert json.loads((run_dir / "eval.json").read_text())["episodes"] == 1
+
+    # a second set of seeds as a side measurement: its own file, the run's config and eval.json untouched
+    config_before = (run_dir / "config.yaml").read_bytes()
+    eval_before = (run_dir / "eval.json").read_bytes()
+    side = worldmodels("evaluate", "--run-dir", str(run_dir), "--episodes", "2", "--set", "evaluate.seed=20000",
+                       "--out", str(tmp_path / "second.json"), "--quiet")
+    assert side.returncode == 0, side.stderr
+    assert json.loads((tmp_path / "second.json").read_text())["seeds"] == [20000, 20001]
+    assert (run_dir / "config.yaml").read_bytes() == config_before
+    assert (run_dir / "eval.json").read_bytes() == eval_before
+    refused = worldmodels("evaluate", "--run-dir", str(run_dir), "--set", "mdnrnn.epochs=9",
+                          "--out", str(tmp_path / "third.json"), "--quiet")
+    assert refused.returncode == 2 and "different config" in refused.stderr

@@ -217,9 +217,11 @@ def vae_flops_per_image(latent: int) -> int:
     return 3 * 2 * macs[0]
 
 
-def time_vae_training(latent: int, steps: int, channels_last: bool = False) -> float:
-    """Images per second of train-vae's step: frames_to_tensor, forward, loss, backward, Adam, batch 100."""
+def time_vae_training(latent: int, steps: int, channels_last: bool = False, precision: str = "float32") -> float:
+    """Images per second of train-vae's step: frames_to_tensor, forward (under `vae.precision`'s autocast),
+    loss in fp32, backward, Adam, batch 100."""
     from worldmodels.models.vae import ConvVAE, frames_to_tensor, vae_loss
+    from worldmodels.stages.common import autocast
 
     torch.manual_seed(0)
     model = ConvVAE(latent)
@@ -232,8 +234,9 @@ def time_vae_training(latent: int, steps: int, channels_last: bool = False) -> f
         x = frames_to_tensor(batch)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        recon, mu, logvar = model(x)
-        losses = vae_loss(x, recon, mu, logvar, 0.5)
+        with autocast(x.device, precision):
+            recon, mu, logvar = model(x)
+        losses = vae_loss(x, recon.float(), mu.float(), logvar.float(), 0.5)
         optimizer.zero_grad(set_to_none=True)
         losses.loss.backward()
         optimizer.step()
@@ -269,7 +272,8 @@ def _write_series(directory: Path, episodes: int, length: int, size: dict, rng: 
                      reward=np.ones(length, np.float32), done=done, meta={"env": size["name"], "index": i})
 
 
-def time_mdnrnn_training(size: dict, steps: int, workdir: Path, warm_up: bool = True) -> float:
+def time_mdnrnn_training(size: dict, steps: int, workdir: Path, warm_up: bool = True,
+                         precision: str = "float32") -> float:
     """Frames per second of train-mdnrnn's loop (its batches, prefetch, train_step, clip, Adam) on series
     files written to `workdir`: Doom's 100 streams x 500-frame chunks, CarRacing's 100 whole episodes."""
     from worldmodels.config import resolve
@@ -282,7 +286,7 @@ def time_mdnrnn_training(size: dict, steps: int, workdir: Path, warm_up: bool = 
     doom = size["name"] == "doom"
     config = resolve(size["name"])
     m = config.mdnrnn
-    directory = workdir / f"series-{size['name']}"
+    directory = workdir / f"series-{size['name']}-{precision}"
     length = 300 if doom else 1000  # Doom's ~300-frame episodes, CarRacing's 1000 frames exactly
     episodes = (2 * m.batch_size * m.sequence_length) // length + 1 if doom else m.batch_size
     _write_series(directory, episodes, length, size, np.random.default_rng(0))
@@ -306,7 +310,7 @@ def time_mdnrnn_training(size: dict, steps: int, workdir: Path, warm_up: bool = 
         if step == steps + first:
             break
         generator = torch.Generator().manual_seed(step)
-        losses, state = train_step(model, batch, state, generator, "cpu", m.restart_factor)
+        losses, state = train_step(model, batch, state, generator, "cpu", m.restart_factor, precision)
         optimizer.zero_grad(set_to_none=True)
         losses.loss.backward()
         torch.nn.utils.clip_grad_value_(model.parameters(), m.grad_clip)
@@ -549,6 +553,10 @@ def main(quick: bool = False, json_path: str | None = None, dream_steps: int | N
     out["vae_channels_last_images_per_s"] = images_cl
     table.add("V", "  same, channels_last", images_cl, "images/s",
               f"{images_cl * vae_flops / 1e9 / ceiling:.0%} of ceiling")
+    images_bf16 = time_vae_training(64, vae_steps, precision="bfloat16")
+    out.update(vae_bf16_images_per_s=images_bf16, vae_bf16_flops_fraction=images_bf16 * vae_flops / 1e9 / ceiling)
+    table.add("V", "  same, vae.precision=bfloat16 (autocast, fp32 weights)", images_bf16, "images/s",
+              f"{out['vae_bf16_flops_fraction']:.0%} of the fp32 ceiling (same FLOPs counted)")
 
     # 4. M training
     with tempfile.TemporaryDirectory(prefix="wm-bench-") as tmp:
@@ -559,6 +567,12 @@ def main(quick: bool = False, json_path: str | None = None, dream_steps: int | N
             out[f"{size['name']}_mdnrnn_flops_fraction"] = fraction
             table.add("M", f"{size['name']} train-mdnrnn loop, batch 100, data streamed", frames, "frames/s",
                       f"{fraction:.0%} of ceiling; {mdnrnn_steps} steps{' incl. warm-up' if quick else ''}")
+            frames = time_mdnrnn_training(size, mdnrnn_steps, Path(tmp), warm_up=not quick, precision="bfloat16")
+            fraction = frames * mdnrnn_flops_per_frame(size) / 1e9 / ceiling
+            out[f"{size['name']}_mdnrnn_bf16_frames_per_s"] = frames
+            out[f"{size['name']}_mdnrnn_bf16_flops_fraction"] = fraction
+            table.add("M", "  same, mdnrnn.precision=bfloat16 (autocast, fp32 weights)", frames, "frames/s",
+                      f"{fraction:.0%} of the fp32 ceiling (same FLOPs counted)")
     out["mdnrnn_frames_per_s"] = out["doom_mdnrnn_frames_per_s"]
     out["mdnrnn_flops_fraction"] = out["doom_mdnrnn_flops_fraction"]
 

@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         stage_parsers[name].add_argument("--episodes", type=int, help="real episodes to score (evaluate.episodes)")
     stage_parsers["evaluate"].add_argument(
         "--video", action="store_true", help="also write eval.gif: the first episode beside V's reconstruction")
+    stage_parsers["evaluate"].add_argument(
+        "--out", type=Path, help="write the result here instead of RUN_DIR/eval.json, and leave the run's "
+        "config.yaml as it is (a side measurement, e.g. a second set of seeds with --set evaluate.seed=20000)")
     temperatures = sub.add_parser(
         "temperatures", help="the paper's temperature table: C trained in the dream at each tau, scored in both")
     _add_common(temperatures)
@@ -96,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_runtime(args: argparse.Namespace) -> Runtime:
-    """Resolve the config (preset or run directory's, plus overrides) and record it in the run directory."""
+def make_runtime(args: argparse.Namespace, record: bool = True) -> Runtime:
+    """Resolve the config (preset or run directory's, plus overrides) and, if `record`, save it in the run
+    directory (refused when it changes an existing run's config without --force)."""
     if args.workers < 1:
         raise UserError(f"--workers {args.workers}: must be at least 1")
     if args.ray_address and args.executor != "ray":
@@ -109,7 +113,9 @@ def make_runtime(args: argparse.Namespace) -> Runtime:
         config = apply_overrides(load_run_config(run_dir), args.overrides, args.seed)
     else:
         config = resolve(args.preset or DEFAULT_PRESET, args.overrides, args.seed)
-    save_run_config(run_dir, config, force=args.force)
+    if not record and not (run_dir / CONFIG_FILE).is_file():
+        raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE}): train a run first")
+    save_run_config(run_dir, config, force=args.force, write=record)
     return Runtime(run_dir=run_dir, config=config, workers=args.workers, device=args.device,
                    executor=args.executor, ray_address=args.ray_address, quiet=args.quiet)
 
@@ -184,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
 
             bench_main(quick=args.quick, json_path=args.json)
         elif args.command == "evaluate":
-            stage_module(args.command).run(make_runtime(args), video=args.video)
+            rt = make_runtime(args, record=args.out is None)
+            stage_module(args.command).run(rt, video=args.video, out=args.out)
         else:
             stage_module(args.command).run(make_runtime(args))
         return 0

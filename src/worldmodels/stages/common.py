@@ -67,8 +67,8 @@ def training_status(path: Path, kind: str, target_epochs: int, *extra: str) -> d
     return info
 
 
-def autocast(device: torch.device, precision: str):
+def autocast(device: torch.device | str, precision: str):
     """Mixed precision for a training step: 'bfloat16' runs the model's products in bf16 (weights, optimiser
     and loss stay fp32); 'float32' is the original's arithmetic. On CPUs with bf16 units this is 2-5x faster.
     """
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bfloat16")

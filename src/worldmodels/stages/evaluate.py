@@ -38,7 +38,9 @@ def score(rt: Runtime, params: np.ndarray, seeds: list[int]) -> np.ndarray:
             return np.array([r[0] for r in executor.map(tasks, progress=bar.advance_to)])
 
 
-def run(rt: Runtime, video: bool = False) -> dict[str, Any]:
+def run(rt: Runtime, video: bool = False, out: Path | None = None) -> dict[str, Any]:
+    """Score the run's best controller; the result goes to `out` (default RUN_DIR/eval.json, which is
+    what `run` and `inspect` read)."""
     from worldmodels.stages.train_controller import load_best
 
     cfg = rt.config
@@ -54,9 +56,10 @@ def run(rt: Runtime, video: bool = False) -> dict[str, Any]:
                        "directory": current_controller(rt.run_dir, cfg)},
         "seconds": round(time.perf_counter() - tic, 1),
     }
-    atomic_write_text(rt.run_dir / EVAL_FILE, json.dumps(result, indent=2))
+    out = out or rt.run_dir / EVAL_FILE
+    atomic_write_text(out, json.dumps(result, indent=2))
     print(f"evaluate: {result['mean']:.1f} ± {result['std']:.1f} over {len(returns)} real episodes "
-          f"-> {rt.run_dir / EVAL_FILE}")
+          f"(seeds {seeds[0]}..{seeds[-1]}) -> {out}")
     if video:
         write_video(rt, params, seeds[0], task_max_steps(cfg))
     return result

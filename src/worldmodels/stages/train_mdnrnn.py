@@ -37,7 +37,7 @@ from worldmodels.models.mdnrnn import MDNRNN, mdnrnn_loss, paper_parameter_count
 from worldmodels.models.vae import tensor_to_frames
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_rng, derive_seed
-from worldmodels.stages.common import training_status, count_parameters
+from worldmodels.stages.common import autocast, count_parameters, training_status
 
 
 def model_args(config: Config) -> dict[str, Any]:
@@ -76,14 +76,20 @@ def steps_per_epoch(config: Config, lengths: np.ndarray) -> int:
     return max(1, len(lengths) // m.batch_size)  # 10,000 / 100 = 100 steps; 4000 steps = 40 epochs
 
 
-def train_step(model: MDNRNN, batch: Sequences, state, generator: torch.Generator, device, restart_factor: float):
-    """Teacher-forced step on one batch; returns (losses, final state)."""
+def train_step(model: MDNRNN, batch: Sequences, state, generator: torch.Generator, device, restart_factor: float,
+               precision: str = "float32"):
+    """Teacher-forced step on one batch; returns (losses, final state). Under `precision` 'bfloat16' the
+    forward's products run in bf16; the outputs, the carried state and the loss are fp32."""
     t = {k: torch.from_numpy(v).to(device) for k, v in batch._asdict().items()}
     # z resampled from V's statistics every batch (SPEC.md gotcha 5)
     eps = torch.randn(t["mu"].shape, generator=generator).to(device)
     z = t["mu"] + torch.exp(t["logvar"] / 2) * eps
     restart = t["restart"][:, :-1] if model.restart_input else None
-    out, _, state = model(z[:, :-1], t["action"][:, :-1], restart, state)
+    with autocast(device, precision):
+        out, _, state = model(z[:, :-1], t["action"][:, :-1], restart, state)
+    if precision != "float32":
+        out = type(out)(*(None if x is None else x.float() for x in out))
+        state = tuple(s.float() for s in state)
     losses = mdnrnn_loss(out, z[:, 1:], t["done_target"], t["reward"][:, :-1], restart_factor)
     return losses, state
 
@@ -137,7 +143,8 @@ def run(rt: Runtime, episodes: int | None = None, epochs: int | None = None) -> 
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 generator = torch.Generator().manual_seed(derive_seed(cfg.seed, "mdnrnn-z", step))
-                losses, state = train_step(model, batch, state, generator, device, m.restart_factor)
+                losses, state = train_step(model, batch, state, generator, device, m.restart_factor,
+                                           m.precision)
                 optimizer.zero_grad(set_to_none=True)
                 losses.loss.backward()
                 torch.nn.utils.clip_grad_value_(model.parameters(), m.grad_clip)
