@@ -161,10 +161,12 @@ def test_temperature_table(tmp_path):
     run_dir = make_dream_run(tmp_path / "run", ["controller.max_steps=100"])
     result = subprocess.run([sys.executable, "-m", "worldmodels", "temperatures", "--run-dir", str(run_dir),
                              "--taus", "0.5,1.15", "--episodes", "2", "--generations", "2", "--device", "cpu",
-                             "--quiet"], capture_output=True, text=True, timeout=600)
+                             "--set", "controller.rollouts=1", "--quiet"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads((run_dir / "temperatures.json").read_text())
     assert [r["temperature"] for r in rows] == [0.5, 1.15]
     assert all(r["episodes"] == 2 and 1 <= r["dream_mean"] <= 100 and r["real_mean"] > 0 for r in rows)
+    assert all(r["rollouts"] == 1 for r in rows)  # the table's own CMA-ES setting...
+    assert "rollouts: 1\n" not in (run_dir / "config.yaml").read_text()  # ...not written into the run's config
     assert (run_dir / "temperatures.png").stat().st_size > 1000
     assert markdown(rows) in (run_dir / "temperatures.md").read_text()

@@ -99,9 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_runtime(args: argparse.Namespace, record: bool = True) -> Runtime:
+def make_runtime(args: argparse.Namespace, record: bool = True, free: tuple[str, ...] = ("evaluate.",)) -> Runtime:
     """Resolve the config (preset or run directory's, plus overrides) and, if `record`, save it in the run
-    directory (refused when it changes an existing run's config without --force)."""
+    directory (refused when it changes an existing run's config outside the `free` key prefixes without
+    --force)."""
     if args.workers < 1:
         raise UserError(f"--workers {args.workers}: must be at least 1")
     if args.ray_address and args.executor != "ray":
@@ -115,7 +116,7 @@ def make_runtime(args: argparse.Namespace, record: bool = True) -> Runtime:
         config = resolve(args.preset or DEFAULT_PRESET, args.overrides, args.seed)
     if not record and not (run_dir / CONFIG_FILE).is_file():
         raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE}): train a run first")
-    save_run_config(run_dir, config, force=args.force, write=record)
+    save_run_config(run_dir, config, force=args.force, write=record, free=free)
     return Runtime(run_dir=run_dir, config=config, workers=args.workers, device=args.device,
                    executor=args.executor, ray_address=args.ray_address, quiet=args.quiet)
 
@@ -169,7 +170,10 @@ def cmd_temperatures(args: argparse.Namespace) -> None:
         raise UserError("--taus must be positive and --episodes at least 1")
     episodes = args.episodes
     args.episodes = None  # not evaluate.episodes
-    print(markdown(run_table(make_runtime(args), taus, episodes, args.generations)))
+    # the table's own CMA-ES settings may differ from the run's (--set controller.rollouts=4, ...); the run's
+    # config.yaml is left as it is
+    rt = make_runtime(args, record=False, free=("evaluate.", "controller."))
+    print(markdown(run_table(rt, taus, episodes, args.generations)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -447,15 +447,16 @@ def load_run_config(run_dir: Path) -> Config:
     return from_dict(data, str(path))
 
 
-def save_run_config(run_dir: Path, config: Config, force: bool = False, write: bool = True) -> None:
+def save_run_config(run_dir: Path, config: Config, force: bool = False, write: bool = True,
+                    free: tuple[str, ...] = ("evaluate.",)) -> None:
     """Write config.yaml (unless not `write`: check only); refuse to change the config of an existing run
-    unless `force`."""
+    unless `force`. Keys starting with a `free` prefix may change: evaluate.* changes no artifact of an
+    earlier stage (a side measurement that writes nothing may free more, e.g. controller.*)."""
     path = Path(run_dir) / CONFIG_FILE
     if path.is_file() and not force:
         old_flat, new_flat = _flatten(load_run_config(run_dir).to_dict()), _flatten(config.to_dict())
-        # evaluate.* changes no artifact of an earlier stage, so it may change freely
         diffs = [f"{k}: {old_flat[k]!r} -> {new_flat[k]!r}" for k in new_flat
-                 if old_flat[k] != new_flat[k] and not k.startswith("evaluate.")]
+                 if old_flat[k] != new_flat[k] and not k.startswith(free)]
         if diffs:
             raise UserError(
                 f"{run_dir} was made with a different config ({'; '.join(diffs)}): use another --run-dir, "

@@ -57,7 +57,8 @@ def run_table(rt: Runtime, taus: tuple[float, ...] = PAPER_TAUS, episodes: int =
         real = score(rt_tau, params, seeds)
         row = {"temperature": tau, "dream_mean": float(dream.mean()), "dream_std": float(dream.std()),
                "real_mean": float(real.mean()), "real_std": float(real.std()), "episodes": episodes,
-               "generations": generations or config.controller.generations}
+               "generations": generations or config.controller.generations,
+               "population": config.controller.population_size, "rollouts": config.controller.rollouts}
         atomic_write_text(result_path, json.dumps(row, indent=2))
         rows.append(row)
         print(f"temperatures: tau {tau:g}: dream {row['dream_mean']:.0f} ± {row['dream_std']:.0f}, "
