@@ -273,9 +273,10 @@ def _write_series(directory: Path, episodes: int, length: int, size: dict, rng: 
 
 
 def time_mdnrnn_training(size: dict, steps: int, workdir: Path, warm_up: bool = True,
-                         precision: str = "float32") -> float:
+                         precision: str = "float32", overrides: list[str] | None = None) -> float:
     """Frames per second of train-mdnrnn's loop (its batches, prefetch, train_step, clip, Adam) on series
-    files written to `workdir`: Doom's 100 streams x 500-frame chunks, CarRacing's 100 whole episodes."""
+    files written to `workdir`: Doom's 100 streams x 500-frame chunks, CarRacing's 100 whole episodes
+    (the paper preset's shapes; `overrides` such as mdnrnn.batch_size=32 change them)."""
     from worldmodels.config import resolve
     from worldmodels.data.episodes import list_episodes
     from worldmodels.data.sequences import series_lengths
@@ -284,12 +285,13 @@ def time_mdnrnn_training(size: dict, steps: int, workdir: Path, warm_up: bool = 
     from worldmodels.stages.train_mdnrnn import epoch_batches, model_args, train_step
 
     doom = size["name"] == "doom"
-    config = resolve(size["name"])
+    config = resolve(size["name"], overrides)
     m = config.mdnrnn
-    directory = workdir / f"series-{size['name']}-{precision}"
     length = 300 if doom else 1000  # Doom's ~300-frame episodes, CarRacing's 1000 frames exactly
     episodes = (2 * m.batch_size * m.sequence_length) // length + 1 if doom else m.batch_size
-    _write_series(directory, episodes, length, size, np.random.default_rng(0))
+    directory = workdir / f"series-{size['name']}-{episodes}"
+    if not directory.is_dir():  # the same files serve every precision
+        _write_series(directory, episodes, length, size, np.random.default_rng(0))
     paths = list_episodes(directory)
     lengths = series_lengths(paths)
 
@@ -541,38 +543,32 @@ def main(quick: bool = False, json_path: str | None = None, dream_steps: int | N
               f"correlation {outcome['candidate_fitness_correlation']:.2f}; "
               f"{outcome['same_episode_lengths']:.0%} of episodes the same length")
 
-    # 3. V training
+    # 3. V training: train-vae's step as it is, then two alternatives (same FLOPs counted for each)
     vae_steps = 2 if quick else 20
     vae_flops = vae_flops_per_image(64)
-    images = time_vae_training(64, vae_steps)
-    out.update(vae_images_per_s=images, vae_flops_fraction=images * vae_flops / 1e9 / ceiling)
-    table.add("V", "train step, batch 100 (NCHW, as train-vae)", images, "images/s",
-              f"{images * vae_flops / 1e9:.0f} GFLOP/s = {out['vae_flops_fraction']:.0%} of ceiling; "
-              f"{vae_flops / 1e6:.0f} MFLOP/image")
-    images_cl = time_vae_training(64, vae_steps, channels_last=True)
-    out["vae_channels_last_images_per_s"] = images_cl
-    table.add("V", "  same, channels_last", images_cl, "images/s",
-              f"{images_cl * vae_flops / 1e9 / ceiling:.0%} of ceiling")
-    images_bf16 = time_vae_training(64, vae_steps, precision="bfloat16")
-    out.update(vae_bf16_images_per_s=images_bf16, vae_bf16_flops_fraction=images_bf16 * vae_flops / 1e9 / ceiling)
-    table.add("V", "  same, vae.precision=bfloat16 (autocast, fp32 weights)", images_bf16, "images/s",
-              f"{out['vae_bf16_flops_fraction']:.0%} of the fp32 ceiling (same FLOPs counted)")
+    for key, label, options in (
+        ("vae", "train step, batch 100 (NCHW, as train-vae)", {}),
+        ("vae_channels_last", "  same, channels_last", {"channels_last": True}),
+        ("vae_bf16", "  same, vae.precision=bfloat16 (autocast, fp32 weights)", {"precision": "bfloat16"}),
+    ):
+        images = time_vae_training(64, vae_steps, **options)
+        out.update({f"{key}_images_per_s": images, f"{key}_flops_fraction": images * vae_flops / 1e9 / ceiling})
+        table.add("V", label, images, "images/s", f"{images * vae_flops / 1e9:.0f} GFLOP/s = "
+                  f"{out[f'{key}_flops_fraction']:.0%} of the fp32 ceiling; {vae_flops / 1e6:.0f} MFLOP/image")
 
-    # 4. M training
+    # 4. M training, in fp32 (the original's) and bf16 mixed precision
     with tempfile.TemporaryDirectory(prefix="wm-bench-") as tmp:
         for size in (DOOM, CARRACING):
-            frames = time_mdnrnn_training(size, mdnrnn_steps, Path(tmp), warm_up=not quick)
-            fraction = frames * mdnrnn_flops_per_frame(size) / 1e9 / ceiling
-            out[f"{size['name']}_mdnrnn_frames_per_s"] = frames
-            out[f"{size['name']}_mdnrnn_flops_fraction"] = fraction
-            table.add("M", f"{size['name']} train-mdnrnn loop, batch 100, data streamed", frames, "frames/s",
-                      f"{fraction:.0%} of ceiling; {mdnrnn_steps} steps{' incl. warm-up' if quick else ''}")
-            frames = time_mdnrnn_training(size, mdnrnn_steps, Path(tmp), warm_up=not quick, precision="bfloat16")
-            fraction = frames * mdnrnn_flops_per_frame(size) / 1e9 / ceiling
-            out[f"{size['name']}_mdnrnn_bf16_frames_per_s"] = frames
-            out[f"{size['name']}_mdnrnn_bf16_flops_fraction"] = fraction
-            table.add("M", "  same, mdnrnn.precision=bfloat16 (autocast, fp32 weights)", frames, "frames/s",
-                      f"{fraction:.0%} of the fp32 ceiling (same FLOPs counted)")
+            name = size["name"]
+            for key, label, precision in (
+                (f"{name}_mdnrnn", f"{name} train-mdnrnn loop, batch 100, data streamed", "float32"),
+                (f"{name}_mdnrnn_bf16", "  same, mdnrnn.precision=bfloat16 (autocast, fp32 weights)", "bfloat16"),
+            ):
+                frames = time_mdnrnn_training(size, mdnrnn_steps, Path(tmp), warm_up=not quick, precision=precision)
+                fraction = frames * mdnrnn_flops_per_frame(size) / 1e9 / ceiling
+                out.update({f"{key}_frames_per_s": frames, f"{key}_flops_fraction": fraction})
+                table.add("M", label, frames, "frames/s", f"{fraction:.0%} of the fp32 ceiling; "
+                          f"{mdnrnn_steps} steps{' incl. warm-up' if quick else ''}")
     out["mdnrnn_frames_per_s"] = out["doom_mdnrnn_frames_per_s"]
     out["mdnrnn_flops_fraction"] = out["doom_mdnrnn_flops_fraction"]
 
