@@ -74,6 +74,18 @@ def test_doom_random_policy_reset_restarts_and_is_seeded():
     assert not np.array_equal(again, other)
 
 
+def test_doom_random_policy_long_holds_hold_that_fraction_of_episodes_longer():
+    policy = DoomRandomPolicy(long_holds=0.3)
+    rng = np.random.default_rng(1)
+    longest = []
+    for _ in range(200):
+        policy.reset(rng)
+        longest.append(max(_runs(np.array([policy.act(FRAME)[0] for _ in range(400)]))[:-1]))
+    longest = np.array(longest)
+    assert longest.max() <= DoomRandomPolicy.LONG_HOLD
+    assert np.mean(longest > 10) == pytest.approx(0.3, abs=0.1)  # the long-hold episodes, and only they
+
+
 @pytest.mark.slow
 @pytest.mark.realenv
 def test_doom_random_policy_survives_about_310_frames():

@@ -6,6 +6,7 @@ pipeline (`carracing/model.py` L142-152). With tiny weights that gives gas ~ 0.5
 near 0 with heavy-tailed per-episode perturbations: a car that mostly drives forward.
 
 Doom's is a ~ U(-1, 1) held for 1..10 frames, both redrawn when the hold ends (`doomrnn/extract.py`).
+Optionally (`collect.long_holds`, a departure) a fraction of the episodes hold each action 1..100 frames.
 """
 
 from __future__ import annotations
@@ -25,15 +26,29 @@ class Policy:
 
 
 class DoomRandomPolicy(Policy):
+    """The original's random policy; with `long_holds` > 0 that fraction of episodes holds actions longer.
+
+    Why the option: the original's holds never last more than 10 frames, so M never sees an agent walk into
+    a wall and stay there, and a controller that just holds LEFT or RIGHT can then survive in the dream far
+    longer than the ~150 steps it survives in the game (measured in RESULTS.md).
+    """
+
+    LONG_HOLD = 100  # frames: the longest hold of a long-hold episode
+
+    def __init__(self, long_holds: float = 0.0) -> None:
+        self.long_holds = long_holds
+
     def reset(self, rng: np.random.Generator) -> None:
         self.rng = rng
         self.hold = 0
         self.action = np.zeros(1, np.float32)
+        long = self.long_holds > 0 and rng.random() < self.long_holds
+        self.max_hold = self.LONG_HOLD if long else 10
 
     def act(self, frame: np.ndarray) -> np.ndarray:
         if self.hold == 0:
             self.action = self.rng.uniform(-1.0, 1.0, size=1).astype(np.float32)
-            self.hold = int(self.rng.integers(1, 11))  # np.random.randint(1, 11): 1..10 frames
+            self.hold = int(self.rng.integers(1, self.max_hold + 1))  # original: randint(1, 11), 1..10 frames
         self.hold -= 1
         return self.action
 
@@ -102,9 +117,9 @@ class CarRacingRandomAgentPolicy(Policy):
         return action[0].numpy().astype(np.float32)
 
 
-def make_policy(env: str, name: str) -> Policy:
+def make_policy(env: str, name: str, long_holds: float = 0.0) -> Policy:
     if env == "doom":
-        return DoomRandomPolicy()
+        return DoomRandomPolicy(long_holds)
     if name == "brownian":
         return CarRacingBrownianPolicy()
     return CarRacingRandomAgentPolicy()

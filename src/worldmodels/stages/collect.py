@@ -95,7 +95,7 @@ class CollectWorker:
         cfg = from_dict(self.config)
         env = make_env(cfg.env)
         if self.agent_params is None:
-            policy = make_policy(cfg.env, cfg.collect.policy)
+            policy = make_policy(cfg.env, cfg.collect.policy, cfg.collect.long_holds)
         else:
             from worldmodels.policies import AgentPolicy
             from worldmodels.rollout import load_agent

@@ -7,11 +7,15 @@ RIGHT survived 981 steps in the dream, 157 in the game). Each round therefore:
     1. collects `iterate.episodes` episodes with the current controller plus random exploration;
     2. fine-tunes V (if iterate.vae_epochs > 0, then re-encodes everything) and encodes the new episodes;
     3. fine-tunes M on all the data for `iterate.mdnrnn_epochs` more epochs;
-    4. retrains C in the dream for `iterate.generations`, warm-started from the last round's best;
-    5. scores the new C over `iterate.eval_episodes` real episodes.
+    4. retrains C in the dream for `iterate.generations`, warm-started from the last round's best (or
+       afresh with `iterate.warm_start: false`);
+    5. scores the new C over `iterate.eval_episodes` real episodes, the same seeds every round.
 
-Round r lives in `rounds/NN/` (es.pt, best.npz, metrics, round.json); its episodes continue the numbering
-of `episodes/`. Every step is resumable, and a finished round is skipped.
+Collection always uses the latest controller, so that its mistakes enter M's data. The run ends with the
+last round's controller, or with `iterate.keep: best` the best-scoring of the first pass (scored before
+round 1 into `rounds/00/round.json`) and all rounds. Round r lives in `rounds/NN/` (es.pt, best.npz,
+metrics, round.json); its episodes continue the numbering of `episodes/`. Every step is resumable, and a
+finished round is skipped.
 """
 
 from __future__ import annotations
@@ -46,27 +50,54 @@ def episodes_after(config: Config, index: int) -> int:
     return config.collect.episodes + index * config.iterate.episodes
 
 
+def round_controller(run_dir: Path, index: int) -> Path:
+    """The directory of round `index`'s controller (round 0: the first pass, controller/)."""
+    return round_dir(run_dir, index) if index else Path(run_dir) / CONTROLLER_DIR
+
+
 def controller_dir(run_dir: Path, config: Config) -> Path:
-    """Where the current controller lives: the last finished round's directory, or controller/."""
-    for index in range(config.iterate.rounds, 0, -1):
-        if round_state(run_dir, index).get("complete"):
-            return round_dir(run_dir, index)
-    return Path(run_dir) / CONTROLLER_DIR
+    """Where the run's controller lives: the last finished round's (or controller/), or the best-scoring one."""
+    last = max((i for i in range(1, config.iterate.rounds + 1) if round_state(run_dir, i).get("complete")),
+               default=0)
+    if config.iterate.keep == "best":
+        scores = {i: round_state(run_dir, i).get("real_mean") for i in range(last + 1)}
+        scored = [i for i in scores if scores[i] is not None]
+        last = max(scored, key=lambda i: scores[i], default=last)
+    return round_controller(run_dir, last)
+
+
+def real_score(rt: Runtime, params: np.ndarray) -> dict[str, Any]:
+    """A controller's real score over iterate.eval_episodes episodes, the same seeds for every round."""
+    from worldmodels.stages.evaluate import score
+
+    seeds = [derive_seed(rt.config.seed, "round-evaluation", i) for i in range(rt.config.iterate.eval_episodes)]
+    real = score(rt, params, seeds)
+    return {"real_mean": float(real.mean()), "real_std": float(real.std()), "real_episodes": len(real)}
+
+
+def load_params(run_dir: Path, index: int) -> np.ndarray:
+    from worldmodels.stages.train_controller import BEST
+
+    return read_arrays(round_controller(run_dir, index) / BEST, ("params",))["params"]
 
 
 def run(rt: Runtime) -> None:
     from worldmodels.stages import collect, encode, train_controller, train_mdnrnn, train_vae
-    from worldmodels.stages.evaluate import score
 
     cfg, it = rt.config, rt.config.iterate
+    if it.keep == "best" and not round_state(rt.run_dir, 0):
+        first = real_score(rt, load_params(rt.run_dir, 0))
+        round_dir(rt.run_dir, 0).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(round_dir(rt.run_dir, 0) / ROUND_FILE, json.dumps(first, indent=2))
+        print(f"iterate: first pass: real {first['real_mean']:.0f} ± {first['real_std']:.0f} "
+              f"over {first['real_episodes']} episodes")
     for index in range(1, it.rounds + 1):
         out = round_dir(rt.run_dir, index)
         if round_state(rt.run_dir, index).get("complete"):
             print(f"iterate: round {index} is done, skipped")
             continue
         print(f"iterate: round {index} of {it.rounds}", flush=True)
-        previous = controller_dir(rt.run_dir, cfg)
-        params = read_arrays(previous / train_controller.BEST, ("params",))["params"]
+        params = load_params(rt.run_dir, index - 1)
 
         total = episodes_after(cfg, index)
         collect.run(rt, range(episodes_after(cfg, index - 1), total), agent_params=params,
@@ -76,17 +107,19 @@ def run(rt: Runtime) -> None:
             train_vae.run(rt, episodes, epochs=cfg.vae.epochs + index * it.vae_epochs)
         encode.run(rt, episodes)
         train_mdnrnn.run(rt, episodes=total, epochs=cfg.mdnrnn.epochs + index * it.mdnrnn_epochs)
-        best = train_controller.run(rt, round_index=index, out=out, generations=it.generations,
-                                    x0=params.astype(np.float64), sigma0=it.sigma0)
+        if it.warm_start:
+            start = {"x0": params.astype(np.float64), "sigma0": it.sigma0}
+        else:
+            start = {"x0": None, "sigma0": cfg.controller.sigma0}
+        best = train_controller.run(rt, round_index=index, out=out, generations=it.generations, **start)
 
-        new_params = read_arrays(out / train_controller.BEST, ("params",))["params"]
-        seeds = [derive_seed(cfg.seed, "round-evaluation", index, i) for i in range(it.eval_episodes)]
-        real = score(rt, new_params, seeds)
-        state = {"complete": True, "episodes": total, "dream_mean": best["score"], "dream_std": best["std"],
-                 "real_mean": float(real.mean()), "real_std": float(real.std()), "real_episodes": len(real)}
+        real = real_score(rt, load_params(rt.run_dir, index))
+        state = {"complete": True, "episodes": total, "dream_mean": best["score"], "dream_std": best["std"], **real}
         atomic_write_text(out / ROUND_FILE, json.dumps(state, indent=2))
         print(f"iterate: round {index}: dream {best['score']:.0f} ± {best['std']:.0f}, "
-              f"real {real.mean():.0f} ± {real.std():.0f} over {len(real)} episodes")
+              f"real {real['real_mean']:.0f} ± {real['real_std']:.0f} over {real['real_episodes']} episodes")
+    if it.keep == "best":
+        print(f"iterate: keeping {controller_dir(rt.run_dir, cfg).relative_to(rt.run_dir)} (best real score)")
 
 
 def status(run_dir: Path, config: Config) -> dict[str, Any]:
@@ -98,7 +131,11 @@ def status(run_dir: Path, config: Config) -> dict[str, Any]:
         "status": "done" if len(finished) == len(rounds) else ("partial" if finished else "missing"),
         "rounds": f"{len(finished)}/{config.iterate.rounds}",
     }
+    first = round_state(run_dir, 0)
+    if "real_mean" in first:
+        info["first_pass"] = f"real {first['real_mean']:.0f} ± {first['real_std']:.0f}"
     for i, r in enumerate(finished, start=1):
         info[f"round_{i}"] = (f"dream {r['dream_mean']:.0f} ± {r['dream_std']:.0f}, "
                               f"real {r['real_mean']:.0f} ± {r['real_std']:.0f}")
+    info["controller"] = str(controller_dir(run_dir, config).relative_to(run_dir))
     return info
