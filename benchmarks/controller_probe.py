@@ -36,9 +36,11 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     args = parser.parse_args()
     params = np.load(args.run_dir / args.controller / "best.npz")["params"]
+    snapshot = args.run_dir / args.controller / "mdnrnn.pt"  # the M this controller was trained with, if kept
+    mdnrnn_path = snapshot if snapshot.is_file() else None
     torch.set_num_threads(1)
 
-    agent, _ = load_agent(args.run_dir, "cpu")
+    agent, _ = load_agent(args.run_dir, "cpu", mdnrnn_path=mdnrnn_path)
     env = make_env("doom")
     for seed in map(int, args.seeds.split(",")):
         a = agent.run_episode(env, params, seed, 2100, record=True).actions[:, 0]
@@ -46,7 +48,7 @@ def main() -> None:
               f"no-op {((a >= -1 / 3) & (a <= 1 / 3)).mean():.1%}, RIGHT {(a > 1 / 3).mean():.1%}")
     env.close()
 
-    batch = DreamBatch(DreamWorld.from_run(args.run_dir), 1.15, 300)
+    batch = DreamBatch(DreamWorld.from_run(args.run_dir, mdnrnn_path=mdnrnn_path), 1.15, 300)
     batch.reset(torch.arange(64))
     generator = torch.Generator().manual_seed(0)
     for _ in range(200):
@@ -57,7 +59,7 @@ def main() -> None:
 
     if args.score_from is not None:
         rt = Runtime(run_dir=args.run_dir, config=load_run_config(args.run_dir), workers=2, quiet=True)
-        returns = score(rt, params, list(range(args.score_from, args.score_from + args.episodes)))
+        returns = score(rt, params, list(range(args.score_from, args.score_from + args.episodes)), mdnrnn_path)
         print(f"{args.controller}: {returns.mean():.1f} ± {returns.std():.1f} over {len(returns)} real episodes, "
               f"seeds {args.score_from}..{args.score_from + args.episodes - 1}")
 

@@ -164,6 +164,9 @@ def test_unknown_preset_lists_the_valid_choices():
         (["controller.mode=zc"], "controller.mode='zc' is not valid"),
         (["mdnrnn.done_head=false"], "needs mdnrnn.done_head=true"),  # doom dream without a done head
         (["mdnrnn.restart_input=false"], "carry_state=true needs mdnrnn.restart_input=true"),
+        (["collect.long_holds=1.5"], "collect.long_holds=1.5 must lie in [0, 1]"),
+        (["iterate.keep=first"], "iterate.keep='first' is not valid"),
+        (["iterate.keep=best", "iterate.vae_epochs=1"], "set iterate.vae_epochs=0"),
     ],
 )
 def test_validation_names_the_key(items, fragment):

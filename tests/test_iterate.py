@@ -14,7 +14,7 @@ def _write_round(run_dir, index, **state):
 
 
 def test_controller_dir_is_the_last_finished_round_or_the_best_scoring_one(tmp_path):
-    last = resolve("doom-quick", ["iterate.rounds=3"])
+    last = resolve("doom-quick", ["iterate.rounds=3", "iterate.keep=last"])
     best = resolve("doom-quick", ["iterate.rounds=3", "iterate.keep=best"])
     assert controller_dir(tmp_path, last) == controller_dir(tmp_path, best) == tmp_path / "controller"
 

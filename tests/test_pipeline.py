@@ -45,7 +45,7 @@ def test_iterative_training_dream_video_and_evaluate_video(tmp_path):
     """doom-smoke with one round of iterative training; then `dream` and `evaluate --video` write GIFs."""
     run_dir = tmp_path / "doom"
     rounds = ["--set", "iterate.rounds=1", "--set", "iterate.episodes=2", "--set", "iterate.generations=1",
-              "--set", "iterate.mdnrnn_epochs=1", "--set", "iterate.eval_episodes=2", "--set", "iterate.vae_epochs=1",
+              "--set", "iterate.mdnrnn_epochs=1", "--set", "iterate.eval_episodes=2",
               "--set", "iterate.warm_start=false", "--set", "iterate.keep=best", "--set", "collect.long_holds=0.5"]
     result = worldmodels("run", "--preset", "doom-smoke", "--run-dir", str(run_dir), "--quiet", "--workers", "2",
                          "--set", "controller.generations=1", "--set", "controller.eval_every=1", *rounds)
@@ -54,7 +54,12 @@ def test_iterative_training_dream_video_and_evaluate_video(tmp_path):
     iterate = report["stages"]["iterate"]
     assert iterate["status"] == "done" and "round_1" in iterate and "first_pass" in iterate
     first, last = (json.loads((run_dir / "rounds" / r / "round.json").read_text())["real_mean"] for r in ("00", "01"))
-    assert iterate["controller"] == ("controller" if first >= last else "rounds/01")  # keep=best
+    kept = "controller" if first >= last else "rounds/01"  # keep=best
+    assert iterate["controller"] == kept
+    # each controller keeps the M it was trained with, and is evaluated with it
+    snapshots = [(run_dir / d / "mdnrnn.pt").read_bytes() for d in ("controller", "rounds/01")]
+    assert snapshots[0] != snapshots[1]  # the first pass's M, then round 1's fine-tuned one
+    assert json.loads((run_dir / "eval.json").read_text())["controller"]["mdnrnn"] == f"{kept}/mdnrnn.pt"
     episodes = sorted((run_dir / "episodes").glob("*.npz"))
     assert len(episodes) == 6 + 2  # the round's agent episodes continue the numbering
     round_meta = json.loads(str(np.load(episodes[-1])["meta"]))

@@ -6,6 +6,8 @@
     series/000000.npz ...            encode: (mu, logvar) per frame (+ series/initial_z.npz)
     mdnrnn/checkpoint.pt             train-mdnrnn: M (+ metrics.jsonl, loss.png, open_loop.png)
     controller/es.pt, best.npz       train-controller: the CMA-ES state and the best C (+ fitness.png)
+    rounds/NN/                       iterative training: round NN's C, and mdnrnn.pt, the M it was trained
+                                     with (controller/mdnrnn.pt: the first pass's), which its agent loads
     eval.json                        evaluate: returns over real episodes
 """
 
@@ -51,11 +53,11 @@ def load_vae(run_dir: Path, device: torch.device | str = "cpu"):
     return _load_model(vae_checkpoint(run_dir), "vae", "train-vae", ConvVAE, device)
 
 
-def load_mdnrnn(run_dir: Path, device: torch.device | str = "cpu"):
-    """M of a finished `train-mdnrnn`."""
+def load_mdnrnn(run_dir: Path, device: torch.device | str = "cpu", path: Path | None = None):
+    """M of a finished `train-mdnrnn` (or the snapshot at `path` that a round's controller was trained with)."""
     from worldmodels.models.mdnrnn import MDNRNN
 
-    return _load_model(mdnrnn_checkpoint(run_dir), "mdnrnn", "train-mdnrnn", MDNRNN, device)
+    return _load_model(path or mdnrnn_checkpoint(run_dir), "mdnrnn", "train-mdnrnn", MDNRNN, device)
 
 
 def load_initial_z(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -228,7 +228,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "doom-quick": {
         "description": "Doom at the paper's model sizes, budgets for under an hour on a 2-core laptop: 700 random "
         "episodes (a quarter with long holds), V 1 epoch at lr 1e-3, M 25 epochs of 32 x 100-frame chunks (both "
-        "in bf16 mixed precision), C on [z, h] 20 generations of 64 x 8 in the dream (bf16), then 3 rounds of "
+        "in bf16 mixed precision), C on [z, h] 20 generations of 64 x 8 in the dream (bf16), then 2 rounds of "
         "iterative training (150 agent episodes, M +5 epochs, a fresh C of 20 generations each), keeping the "
         "controller with the best real score over 30 episodes.",
         "base": "doom",
@@ -247,7 +247,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                            "dream_dtype": "bfloat16"},
             # rounds start C afresh (warm starts kept round 1's exploit through every later M) and the run keeps
             # the controller with the best real score: with 20 generations a round's C can be worse than the last
-            "iterate": {"rounds": 3, "episodes": 150, "mdnrnn_epochs": 5, "generations": 20, "warm_start": False,
+            "iterate": {"rounds": 2, "episodes": 150, "mdnrnn_epochs": 5, "generations": 20, "warm_start": False,
                         "keep": "best", "eval_episodes": 30},
         },
     },
@@ -411,6 +411,8 @@ def validate(config: Config) -> Config:
     for key in ("iterate.exploration", "collect.long_holds"):
         if not 0.0 <= flat[key] <= 1.0:
             raise UserError(f"{key}={flat[key]} must lie in [0, 1]")
+    if config.iterate.keep == "best" and config.iterate.vae_epochs:
+        raise UserError("iterate.keep=best keeps an earlier round's M but cannot keep its V: set iterate.vae_epochs=0")
     if config.iterate.rounds and config.controller.where != "dream":
         raise UserError("iterate.rounds > 0 retrains C in the dream: it needs controller.where=dream")
     for key in positive:

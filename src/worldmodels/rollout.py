@@ -146,9 +146,10 @@ class RolloutWorker:
     run_dir: str
     config: dict[str, Any]
     max_steps: int
+    mdnrnn_path: str | None = None  # M's checkpoint, if not the run's (see load_agent)
 
     def __call__(self) -> Callable[[RolloutTask], list[float]]:
-        agent, config = load_agent(Path(self.run_dir), "cpu", self.config)
+        agent, config = load_agent(Path(self.run_dir), "cpu", self.config, self.mdnrnn_path)
         from worldmodels.envs import make_env
 
         return functools.partial(run_task, agent, make_env(config.env), self.max_steps)
@@ -159,13 +160,19 @@ def uses_memory(spec: ControllerSpec) -> bool:
     return spec.mode in ("zh", "zch")
 
 
-def load_agent(run_dir: Path, device: torch.device | str, config_dict: dict[str, Any] | None = None):
-    """(Agent, Config) from a run directory's V and M and its config's controller spec."""
+def load_agent(run_dir: Path, device: torch.device | str, config_dict: dict[str, Any] | None = None,
+               mdnrnn_path: Path | str | None = None):
+    """(Agent, Config) from a run directory's V and M and its config's controller spec.
+
+    `mdnrnn_path` picks another M checkpoint: a controller must run with the M it was trained with, and
+    after iterative training with `iterate.keep=best` that is a round's snapshot (`iterate.agent_mdnrnn`).
+    """
     from worldmodels.artifacts import load_mdnrnn, load_vae
     from worldmodels.config import from_dict, load_run_config
     from worldmodels.stages.train_controller import controller_spec
 
     config = from_dict(config_dict) if config_dict is not None else load_run_config(run_dir)
     spec = controller_spec(config)
-    mdnrnn = load_mdnrnn(run_dir, device) if uses_memory(spec) else None
+    path = Path(mdnrnn_path) if mdnrnn_path else None
+    mdnrnn = load_mdnrnn(run_dir, device, path) if uses_memory(spec) else None
     return Agent(load_vae(run_dir, device), mdnrnn, spec, torch.device(device)), config

@@ -201,13 +201,13 @@ class DreamWorld:
 
     @classmethod
     def from_run(cls, run_dir: Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                 compile: bool = False) -> DreamWorld:
+                 compile: bool = False, mdnrnn_path: Path | None = None) -> DreamWorld:
         from worldmodels.artifacts import load_initial_z, load_mdnrnn
         from worldmodels.config import load_run_config
         from worldmodels.errors import UserError
 
         config = load_run_config(run_dir)
-        mdnrnn = load_mdnrnn(run_dir, device)
+        mdnrnn = load_mdnrnn(run_dir, device, mdnrnn_path)
         survival = config.env == "doom"
         if not survival and not mdnrnn.reward_head:
             raise UserError(

@@ -14,6 +14,7 @@ from worldmodels.media import save_gif
 from worldmodels.models.controller import controller_actions
 from worldmodels.models.vae import tensor_to_frames
 from worldmodels.runtime import resolve_device
+from worldmodels.stages.iterate import agent_mdnrnn
 from worldmodels.stages.train_controller import controller_spec, load_best
 
 
@@ -25,7 +26,7 @@ def write_dream_video(run_dir: Path, out: Path, temperature: float | None = None
     torch_device = resolve_device(device)
     params, _ = load_best(run_dir)
     spec = controller_spec(config)
-    world = DreamWorld.from_run(run_dir, torch_device)
+    world = DreamWorld.from_run(run_dir, torch_device, mdnrnn_path=agent_mdnrnn(run_dir, config))
     vae = load_vae(run_dir, torch_device)
     tau = config.controller.temperature if temperature is None else temperature
     batch = DreamBatch(world, tau, steps or config.controller.max_steps)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from worldmodels.artifacts import mdnrnn_checkpoint
 from worldmodels.checkpoint import atomic_write_text
 from worldmodels.errors import UserError
 from worldmodels.logger import progress_bar
@@ -25,12 +26,14 @@ def evaluation_episode_seeds(config) -> list[int]:
     return [config.evaluate.seed + i for i in range(config.evaluate.episodes)]
 
 
-def score(rt: Runtime, params: np.ndarray, seeds: list[int]) -> np.ndarray:
-    """Returns of the agent with controller `params` over real episodes with the given seeds."""
+def score(rt: Runtime, params: np.ndarray, seeds: list[int], mdnrnn_path: Path | None = None) -> np.ndarray:
+    """Returns of the agent with controller `params` (and M at `mdnrnn_path`, default the run's) over real
+    episodes with the given seeds."""
     from worldmodels.executors import make_executor
     from worldmodels.rollout import RolloutTask, RolloutWorker
 
-    worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), task_max_steps(rt.config))
+    path = str(mdnrnn_path) if mdnrnn_path else None
+    worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), task_max_steps(rt.config), path)
     tasks = [RolloutTask(params, (seed,)) for seed in seeds]
     with make_executor(rt.executor, worker, workers=rt.workers, task_timeout=900.0,
                        ray_address=rt.ray_address) as executor:
@@ -41,19 +44,22 @@ def score(rt: Runtime, params: np.ndarray, seeds: list[int]) -> np.ndarray:
 def run(rt: Runtime, video: bool = False, out: Path | None = None) -> dict[str, Any]:
     """Score the run's best controller; the result goes to `out` (default RUN_DIR/eval.json, which is
     what `run` and `inspect` read)."""
+    from worldmodels.stages.iterate import agent_mdnrnn
     from worldmodels.stages.train_controller import load_best
 
     cfg = rt.config
     params, meta = load_best(rt.run_dir)
+    mdnrnn_path = agent_mdnrnn(rt.run_dir, cfg)
     seeds = evaluation_episode_seeds(cfg)
     tic = time.perf_counter()
-    returns = score(rt, params, seeds)
+    returns = score(rt, params, seeds, mdnrnn_path)
     result = {
         "mean": float(returns.mean()), "std": float(returns.std()), "episodes": len(returns),
         "returns": returns.tolist(), "seeds": seeds, "env": cfg.env,
         "controller": {"mode": meta["mode"], "trained_in": meta["where"], "generation": meta["generation"],
                        "temperature": meta["temperature"], "training_score": meta["score"],
-                       "directory": current_controller(rt.run_dir, cfg)},
+                       "directory": current_controller(rt.run_dir, cfg),
+                       "mdnrnn": str((mdnrnn_path or mdnrnn_checkpoint(rt.run_dir)).relative_to(rt.run_dir))},
         "seconds": round(time.perf_counter() - tic, 1),
     }
     out = out or rt.run_dir / EVAL_FILE
@@ -61,7 +67,7 @@ def run(rt: Runtime, video: bool = False, out: Path | None = None) -> dict[str, 
     print(f"evaluate: {result['mean']:.1f} ± {result['std']:.1f} over {len(returns)} real episodes "
           f"(seeds {seeds[0]}..{seeds[-1]}) -> {out}")
     if video:
-        write_video(rt, params, seeds[0], task_max_steps(cfg))
+        write_video(rt, params, seeds[0], task_max_steps(cfg), mdnrnn_path)
     return result
 
 
@@ -71,13 +77,13 @@ def task_max_steps(config) -> int:
     return task_spec(config.env).max_steps
 
 
-def write_video(rt: Runtime, params: np.ndarray, seed: int, max_steps: int) -> Path:
+def write_video(rt: Runtime, params: np.ndarray, seed: int, max_steps: int, mdnrnn_path: Path | None) -> Path:
     """The first evaluation episode as a GIF: the real frame (left) beside V's reconstruction (right)."""
     from worldmodels.envs import make_env
     from worldmodels.media import save_gif
     from worldmodels.rollout import load_agent
 
-    agent, cfg = load_agent(rt.run_dir, rt.torch_device)
+    agent, cfg = load_agent(rt.run_dir, rt.torch_device, mdnrnn_path=mdnrnn_path)
     env = make_env(cfg.env)
     episode = agent.run_episode(env, params, seed, max_steps, record=True)
     env.close()

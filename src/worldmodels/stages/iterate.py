@@ -13,9 +13,11 @@ RIGHT survived 981 steps in the dream, 157 in the game). Each round therefore:
 
 Collection always uses the latest controller, so that its mistakes enter M's data. The run ends with the
 last round's controller, or with `iterate.keep: best` the best-scoring of the first pass (scored before
-round 1 into `rounds/00/round.json`) and all rounds. Round r lives in `rounds/NN/` (es.pt, best.npz,
-metrics, round.json); its episodes continue the numbering of `episodes/`. Every step is resumable, and a
-finished round is skipped.
+round 1 into `rounds/00/round.json`) and all rounds. Each controller runs with the M it was trained with:
+a copy of M is kept beside it (`controller/mdnrnn.pt`, `rounds/NN/mdnrnn.pt`) and `agent_mdnrnn` names the
+one the run's controller needs (feeding C the h of a later M costs it, measured: 1005 -> 573 steps).
+Round r lives in `rounds/NN/` (es.pt, best.npz, metrics, round.json, mdnrnn.pt); its episodes continue the
+numbering of `episodes/`. Every step is resumable, and a finished round is skipped.
 """
 
 from __future__ import annotations
@@ -26,14 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from worldmodels.artifacts import CONTROLLER_DIR
-from worldmodels.checkpoint import atomic_write_text
+from worldmodels.artifacts import CONTROLLER_DIR, mdnrnn_checkpoint
+from worldmodels.checkpoint import atomic_write_bytes, atomic_write_text, load_checkpoint
 from worldmodels.config import Config
 from worldmodels.data.episodes import list_episodes, read_arrays
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_seed
 
-ROUNDS_DIR, ROUND_FILE = "rounds", "round.json"
+ROUNDS_DIR, ROUND_FILE, M_SNAPSHOT = "rounds", "round.json", "mdnrnn.pt"
 
 
 def round_dir(run_dir: Path, index: int) -> Path:
@@ -66,6 +68,17 @@ def controller_dir(run_dir: Path, config: Config) -> Path:
     return round_controller(run_dir, last)
 
 
+def agent_mdnrnn(run_dir: Path, config: Config) -> Path | None:
+    """The M checkpoint the run's controller was trained with, when it is not the run's current M."""
+    path = controller_dir(run_dir, config) / M_SNAPSHOT
+    return path if path.is_file() else None
+
+
+def snapshot_mdnrnn(run_dir: Path, index: int) -> None:
+    """Keep a copy of the current M beside round `index`'s controller (round 0: the first pass)."""
+    atomic_write_bytes(round_controller(run_dir, index) / M_SNAPSHOT, mdnrnn_checkpoint(run_dir).read_bytes())
+
+
 def real_score(rt: Runtime, params: np.ndarray) -> dict[str, Any]:
     """A controller's real score over iterate.eval_episodes episodes, the same seeds for every round."""
     from worldmodels.stages.evaluate import score
@@ -85,6 +98,9 @@ def run(rt: Runtime) -> None:
     from worldmodels.stages import collect, encode, train_controller, train_mdnrnn, train_vae
 
     cfg, it = rt.config, rt.config.iterate
+    first_pass_m = load_checkpoint(mdnrnn_checkpoint(rt.run_dir), "mdnrnn")["epoch"] == cfg.mdnrnn.epochs
+    if first_pass_m and not (round_controller(rt.run_dir, 0) / M_SNAPSHOT).is_file():
+        snapshot_mdnrnn(rt.run_dir, 0)  # before round 1 fine-tunes M
     if it.keep == "best" and not round_state(rt.run_dir, 0):
         first = real_score(rt, load_params(rt.run_dir, 0))
         round_dir(rt.run_dir, 0).mkdir(parents=True, exist_ok=True)
@@ -112,6 +128,7 @@ def run(rt: Runtime) -> None:
         else:
             start = {"x0": None, "sigma0": cfg.controller.sigma0}
         best = train_controller.run(rt, round_index=index, out=out, generations=it.generations, **start)
+        snapshot_mdnrnn(rt.run_dir, index)
 
         real = real_score(rt, load_params(rt.run_dir, index))
         state = {"complete": True, "episodes": total, "dream_mean": best["score"], "dream_std": best["std"], **real}
