@@ -75,8 +75,11 @@ def real_scores(config: Config, policy: Policy, episodes: int, max_steps: int, s
 
 def diagnose(run_dir: Path, episodes: int = 20, temperature: float | None = None,
              device: str = "auto") -> dict[str, Any]:
+    from worldmodels.stages.iterate import agent_mdnrnn
+
     config = load_run_config(run_dir)
-    world = DreamWorld.from_run(run_dir, resolve_device(device))
+    # the M of the run's controller: after iterative training with iterate.keep=best, that round's
+    world = DreamWorld.from_run(run_dir, resolve_device(device), mdnrnn_path=agent_mdnrnn(run_dir, config))
     tau = config.controller.temperature if temperature is None else temperature
     max_steps = config.controller.max_steps  # the cap C is trained with
     seed = derive_seed(config.seed, "diagnose")

@@ -34,7 +34,9 @@ def run_table(rt: Runtime, taus: tuple[float, ...] = PAPER_TAUS, episodes: int =
     from worldmodels.envs.dream import DreamWorld, rollout_population
     from worldmodels.stages import train_controller
     from worldmodels.stages.evaluate import score
+    from worldmodels.stages.iterate import agent_mdnrnn
 
+    mdnrnn_path = agent_mdnrnn(rt.run_dir, rt.config)  # the M of the run's controller (iterate.keep=best)
     rows = []
     for tau in taus:
         out = rt.run_dir / "temperatures" / f"tau_{tau:g}"
@@ -47,14 +49,15 @@ def run_table(rt: Runtime, taus: tuple[float, ...] = PAPER_TAUS, episodes: int =
         config.controller.temperature = tau
         rt_tau = dataclasses.replace(rt, config=config)
         print(f"temperatures: training C in the dream at tau {tau:g}", flush=True)
-        train_controller.run(rt_tau, round_index=1000 + int(tau * 1000), out=out, generations=generations)
+        train_controller.run(rt_tau, round_index=1000 + int(tau * 1000), out=out, generations=generations,
+                             mdnrnn_path=mdnrnn_path)
         params = read_arrays(out / train_controller.BEST, ("params",))["params"]
 
         seeds = [derive_seed(config.seed, "temperature-table", i) for i in range(episodes)]
-        world = DreamWorld.from_run(rt.run_dir, rt.torch_device)
+        world = DreamWorld.from_run(rt.run_dir, rt.torch_device, mdnrnn_path=mdnrnn_path)
         spec = train_controller.controller_spec(config)
         dream = rollout_population(world, spec, params[None], np.array([seeds]), tau, config.controller.max_steps)[0]
-        real = score(rt_tau, params, seeds)
+        real = score(rt_tau, params, seeds, mdnrnn_path)
         row = {"temperature": tau, "dream_mean": float(dream.mean()), "dream_std": float(dream.std()),
                "real_mean": float(real.mean()), "real_std": float(real.std()), "episodes": episodes,
                "generations": generations or config.controller.generations,

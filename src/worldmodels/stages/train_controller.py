@@ -43,14 +43,14 @@ def controller_spec(config: Config, mode: str | None = None) -> ControllerSpec:
 class DreamScorer:
     """Scores candidates inside M: one batched rollout of all P x R agents."""
 
-    def __init__(self, rt: Runtime, spec: ControllerSpec) -> None:
+    def __init__(self, rt: Runtime, spec: ControllerSpec, mdnrnn_path: Path | None = None) -> None:
         from worldmodels.envs.dream import DreamWorld
 
         import torch
 
         c = rt.config.controller
         self.world = DreamWorld.from_run(rt.run_dir, rt.torch_device, dtype=getattr(torch, c.dream_dtype),
-                                         compile=c.dream_compile)
+                                         compile=c.dream_compile, mdnrnn_path=mdnrnn_path)
         self.spec, self.c = spec, rt.config.controller
 
     def __call__(self, candidates: np.ndarray, seeds: np.ndarray) -> np.ndarray:
@@ -65,11 +65,12 @@ class DreamScorer:
 class RealScorer:
     """Scores candidates in the real environment: one task per candidate on the executor."""
 
-    def __init__(self, rt: Runtime, spec: ControllerSpec) -> None:
+    def __init__(self, rt: Runtime, spec: ControllerSpec, mdnrnn_path: Path | None = None) -> None:
         from worldmodels.executors import make_executor
         from worldmodels.rollout import RolloutWorker
 
-        worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), rt.config.controller.max_steps)
+        path = str(mdnrnn_path) if mdnrnn_path else None
+        worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), rt.config.controller.max_steps, path)
         # a healthy episode takes seconds to a minute; a worker silent for 15 minutes is stuck
         self.executor = make_executor(rt.executor, worker, workers=rt.workers, task_timeout=900.0,
                                       ray_address=rt.ray_address)
@@ -84,16 +85,20 @@ class RealScorer:
         self.executor.close()
 
 
-def make_scorer(rt: Runtime, spec: ControllerSpec):
-    return DreamScorer(rt, spec) if rt.config.controller.where == "dream" else RealScorer(rt, spec)
+def make_scorer(rt: Runtime, spec: ControllerSpec, mdnrnn_path: Path | None = None):
+    """The candidates' scorer, with M at `mdnrnn_path` (default: the run's)."""
+    scorer = DreamScorer if rt.config.controller.where == "dream" else RealScorer
+    return scorer(rt, spec, mdnrnn_path)
 
 
 def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations: int | None = None,
-        x0: np.ndarray | None = None, sigma0: float | None = None) -> dict[str, Any]:
+        x0: np.ndarray | None = None, sigma0: float | None = None, mdnrnn_path: Path | None = None
+        ) -> dict[str, Any]:
     """Train C; returns the best {score, std, generation} of the distribution mean's evaluations.
 
     Iterative training calls it for round r >= 1 with the round's directory, budget and a warm start `x0`;
-    the round also picks fresh rollout seeds.
+    the round also picks fresh rollout seeds. `mdnrnn_path`: another M than the run's (the temperature table
+    trains on the M of the run's controller).
     """
     cfg, c = rt.config, rt.config.controller
     out = out or rt.run_dir / CONTROLLER_DIR
@@ -119,7 +124,7 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
           f"population {c.population_size} x {c.rollouts} rollouts, {total} generations")
 
     # loop
-    scorer = make_scorer(rt, spec)
+    scorer = make_scorer(rt, spec, mdnrnn_path)
     try:
         while es.generation < total:
             tic = time.perf_counter()
