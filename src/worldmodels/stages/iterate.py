@@ -15,7 +15,8 @@ Collection always uses the latest controller, so that its mistakes enter M's dat
 last round's controller, or with `iterate.keep: best` the best-scoring of the first pass (scored before
 round 1 into `rounds/00/round.json`) and all rounds. Each controller runs with the M it was trained with:
 a copy of M is kept beside it (`controller/mdnrnn.pt`, `rounds/NN/mdnrnn.pt`) and `agent_mdnrnn` names the
-one the run's controller needs (feeding C the h of a later M costs it, measured: 1005 -> 573 steps).
+one the run's controller needs (the same C over seeds 10000-10099: 748 steps with its own M, 573 with the
+M of two rounds later; RESULTS.md attempts 4 and 5).
 Round r lives in `rounds/NN/` (es.pt, best.npz, metrics, round.json, mdnrnn.pt); its episodes continue the
 numbering of `episodes/`. Every step is resumable, and a finished round is skipped.
 """
