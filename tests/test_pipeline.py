@@ -87,3 +87,18 @@ def test_iterative_training_dream_video_and_evaluate_video(tmp_path):
     refused = worldmodels("evaluate", "--run-dir", str(run_dir), "--set", "mdnrnn.epochs=9",
                           "--out", str(tmp_path / "third.json"), "--quiet")
     assert refused.returncode == 2 and "different config" in refused.stderr
+
+
+def test_iterative_training_fine_tunes_v_and_ends_with_the_last_round(tmp_path):
+    """The other branch of a round: V fine-tuned and everything re-encoded; the run keeps the last round."""
+    run_dir = tmp_path / "doom"
+    result = worldmodels("run", "--preset", "doom-smoke", "--run-dir", str(run_dir), "--quiet", "--workers", "2",
+                         "--set", "controller.generations=1", "--set", "controller.eval_every=1",
+                         "--set", "iterate.rounds=1", "--set", "iterate.episodes=2", "--set", "iterate.generations=1",
+                         "--set", "iterate.mdnrnn_epochs=1", "--set", "iterate.eval_episodes=2",
+                         "--set", "iterate.vae_epochs=1", "--set", "iterate.keep=last")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(worldmodels("inspect", str(run_dir), "--json").stdout)["stages"]
+    assert report["iterate"]["controller"] == "rounds/01" and "first_pass" not in report["iterate"]
+    assert report["train-vae"]["epochs"].startswith("3/")  # doom-smoke's 2 epochs, then 1 more in round 1
+    assert json.loads((run_dir / "eval.json").read_text())["controller"]["mdnrnn"] == "rounds/01/mdnrnn.pt"
