@@ -146,7 +146,7 @@ class RolloutWorker:
     run_dir: str
     config: dict[str, Any]
     max_steps: int
-    mdnrnn_path: str | None = None  # M's checkpoint, if not the run's (see load_agent)
+    mdnrnn_path: Path | None = None  # M's checkpoint, if not the run's (see load_agent)
 
     def __call__(self) -> Callable[[RolloutTask], list[float]]:
         agent, config = load_agent(Path(self.run_dir), "cpu", self.config, self.mdnrnn_path)
@@ -161,7 +161,7 @@ def uses_memory(spec: ControllerSpec) -> bool:
 
 
 def load_agent(run_dir: Path, device: torch.device | str, config_dict: dict[str, Any] | None = None,
-               mdnrnn_path: Path | str | None = None):
+               mdnrnn_path: Path | None = None):
     """(Agent, Config) from a run directory's V and M and its config's controller spec.
 
     `mdnrnn_path` picks another M checkpoint: a controller must run with the M it was trained with, and
@@ -173,6 +173,5 @@ def load_agent(run_dir: Path, device: torch.device | str, config_dict: dict[str,
 
     config = from_dict(config_dict) if config_dict is not None else load_run_config(run_dir)
     spec = controller_spec(config)
-    path = Path(mdnrnn_path) if mdnrnn_path else None
-    mdnrnn = load_mdnrnn(run_dir, device, path) if uses_memory(spec) else None
+    mdnrnn = load_mdnrnn(run_dir, device, mdnrnn_path) if uses_memory(spec) else None
     return Agent(load_vae(run_dir, device), mdnrnn, spec, torch.device(device)), config

@@ -32,8 +32,7 @@ def score(rt: Runtime, params: np.ndarray, seeds: list[int], mdnrnn_path: Path |
     from worldmodels.executors import make_executor
     from worldmodels.rollout import RolloutTask, RolloutWorker
 
-    path = str(mdnrnn_path) if mdnrnn_path else None
-    worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), task_max_steps(rt.config), path)
+    worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), task_max_steps(rt.config), mdnrnn_path)
     tasks = [RolloutTask(params, (seed,)) for seed in seeds]
     with make_executor(rt.executor, worker, workers=rt.workers, task_timeout=900.0,
                        ray_address=rt.ray_address) as executor:

@@ -60,12 +60,11 @@ def round_controller(run_dir: Path, index: int) -> Path:
 
 def controller_dir(run_dir: Path, config: Config) -> Path:
     """Where the run's controller lives: the last finished round's (or controller/), or the best-scoring one."""
-    last = max((i for i in range(1, config.iterate.rounds + 1) if round_state(run_dir, i).get("complete")),
-               default=0)
+    states = [round_state(run_dir, i) for i in range(config.iterate.rounds + 1)]
+    last = max((i for i in range(1, len(states)) if states[i].get("complete")), default=0)
     if config.iterate.keep == "best":
-        scores = {i: round_state(run_dir, i).get("real_mean") for i in range(last + 1)}
-        scored = [i for i in scores if scores[i] is not None]
-        last = max(scored, key=lambda i: scores[i], default=last)
+        scored = [i for i in range(last + 1) if "real_mean" in states[i]]
+        last = max(scored, key=lambda i: states[i]["real_mean"], default=last)
     return round_controller(run_dir, last)
 
 
@@ -99,12 +98,12 @@ def run(rt: Runtime) -> None:
     from worldmodels.stages import collect, encode, train_controller, train_mdnrnn, train_vae
 
     cfg, it = rt.config, rt.config.iterate
-    first_pass_m = load_checkpoint(mdnrnn_checkpoint(rt.run_dir), "mdnrnn")["epoch"] == cfg.mdnrnn.epochs
-    if first_pass_m and not (round_controller(rt.run_dir, 0) / M_SNAPSHOT).is_file():
-        snapshot_mdnrnn(rt.run_dir, 0)  # before round 1 fine-tunes M
+    if not (round_controller(rt.run_dir, 0) / M_SNAPSHOT).is_file():
+        # before round 1 fine-tunes M (a run begun before snapshots existed may be past that point)
+        if load_checkpoint(mdnrnn_checkpoint(rt.run_dir), "mdnrnn")["epoch"] == cfg.mdnrnn.epochs:
+            snapshot_mdnrnn(rt.run_dir, 0)
     if it.keep == "best" and not round_state(rt.run_dir, 0):
         first = real_score(rt, load_params(rt.run_dir, 0))
-        round_dir(rt.run_dir, 0).mkdir(parents=True, exist_ok=True)
         atomic_write_text(round_dir(rt.run_dir, 0) / ROUND_FILE, json.dumps(first, indent=2))
         print(f"iterate: first pass: real {first['real_mean']:.0f} ± {first['real_std']:.0f} "
               f"over {first['real_episodes']} episodes")

@@ -37,6 +37,7 @@ def run_table(rt: Runtime, taus: tuple[float, ...] = PAPER_TAUS, episodes: int =
     from worldmodels.stages.iterate import agent_mdnrnn
 
     mdnrnn_path = agent_mdnrnn(rt.run_dir, rt.config)  # the M of the run's controller (iterate.keep=best)
+    world = DreamWorld.from_run(rt.run_dir, rt.torch_device, mdnrnn_path=mdnrnn_path)
     rows = []
     for tau in taus:
         out = rt.run_dir / "temperatures" / f"tau_{tau:g}"
@@ -54,7 +55,6 @@ def run_table(rt: Runtime, taus: tuple[float, ...] = PAPER_TAUS, episodes: int =
         params = read_arrays(out / train_controller.BEST, ("params",))["params"]
 
         seeds = [derive_seed(config.seed, "temperature-table", i) for i in range(episodes)]
-        world = DreamWorld.from_run(rt.run_dir, rt.torch_device, mdnrnn_path=mdnrnn_path)
         spec = train_controller.controller_spec(config)
         dream = rollout_population(world, spec, params[None], np.array([seeds]), tau, config.controller.max_steps)[0]
         real = score(rt_tau, params, seeds, mdnrnn_path)

@@ -69,8 +69,7 @@ class RealScorer:
         from worldmodels.executors import make_executor
         from worldmodels.rollout import RolloutWorker
 
-        path = str(mdnrnn_path) if mdnrnn_path else None
-        worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), rt.config.controller.max_steps, path)
+        worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), rt.config.controller.max_steps, mdnrnn_path)
         # a healthy episode takes seconds to a minute; a worker silent for 15 minutes is stuck
         self.executor = make_executor(rt.executor, worker, workers=rt.workers, task_timeout=900.0,
                                       ray_address=rt.ray_address)
