@@ -160,3 +160,44 @@ def test_brownian_policy_stays_in_the_action_box_and_moves_smoothly():
     assert actions.std(axis=0).min() > 0.1  # and it does wander over the box
     # it touches the box's edges and is clipped there, never beyond
     assert (actions[:, 0] == -1).any() or (actions[:, 0] == 1).any()
+
+
+@pytest.mark.realenv
+def test_agent_policy_acts_as_the_agent_and_explores_with_held_random_actions(one_thread):
+    """Iterative training's collection policy: without exploration, the same actions as `Agent.run_episode`
+    for the same seed (one per-step code path); with it, random actions in the box, each held 1..10 frames."""
+    from worldmodels.models.controller import ControllerSpec
+    from worldmodels.models.mdnrnn import MDNRNN
+    from worldmodels.models.vae import ConvVAE
+    from worldmodels.policies import AgentPolicy
+    from worldmodels.rollout import Agent
+
+    torch.manual_seed(0)
+    spec = ControllerSpec("zh", 8, 16, 1, env="doom")
+    agent = Agent(ConvVAE(8).eval(), MDNRNN(8, 1, 16, restart_input=True, done_head=True).eval(), spec)
+    params = np.random.default_rng(0).normal(0.0, 1.0, spec.num_params)
+    low, high = np.array([-1.0], np.float32), np.array([1.0], np.float32)
+    env = make_env("doom")
+    try:
+        def collect(exploration: float) -> tuple[int, np.ndarray]:
+            policy = AgentPolicy(agent, params, exploration, low, high)
+            policy.reset(np.random.default_rng(1))
+            seed = int(np.random.default_rng(1).integers(2**31))  # the z-noise seed reset drew
+            frame, actions = env.reset(seed=seed), []
+            for _ in range(60):
+                actions.append(policy.act(frame))
+                frame, _, terminated, truncated = env.step(actions[-1])
+                if terminated or truncated:
+                    break
+            return seed, np.concatenate(actions)
+
+        seed, own = collect(0.0)
+        reference = agent.run_episode(env, params, seed, max_steps=len(own), record=True)
+        _, explored = collect(1.0)
+    finally:
+        env.close()
+    np.testing.assert_allclose(own, reference.actions[:, 0], atol=1e-6)
+    assert len(np.unique(own)) > 1  # C reacts to what it sees
+    assert np.all((explored >= -1.0) & (explored <= 1.0))
+    assert not np.allclose(explored[: len(own)], own)
+    assert max(_runs(explored)[:-1]) <= 10

@@ -136,35 +136,22 @@ class AgentPolicy(Policy):
     name = "agent"
 
     def __init__(self, agent, params: np.ndarray, exploration: float, low: np.ndarray, high: np.ndarray) -> None:
-        self.agent, self.exploration, self.low, self.high = agent, exploration, low, high
-        self.params = torch.as_tensor(params, dtype=torch.float32, device=agent.device).reshape(1, -1)
+        self.agent, self.params, self.exploration, self.low, self.high = agent, params, exploration, low, high
 
     def reset(self, rng: np.random.Generator) -> None:
+        from worldmodels.rollout import AgentEpisode
+
         self.rng = rng
-        self.generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
-        device = self.agent.device
-        self.h = self.c = torch.zeros(1, self.agent.spec.hidden_size, device=device)
-        self.restart = torch.ones(1, device=device)
+        self.episode = AgentEpisode(self.agent, self.params, int(rng.integers(2**31)))
         self.hold, self.random_action = 0, None
 
     @torch.inference_mode()
     def act(self, frame: np.ndarray) -> np.ndarray:
-        from worldmodels.models.controller import controller_actions, controller_features
-        from worldmodels.models.vae import frames_to_tensor
-
-        agent = self.agent
-        mu, logvar = agent.vae.encode(frames_to_tensor(frame[None], agent.device))
-        z = mu + torch.exp(logvar / 2) * torch.randn(mu.shape, generator=self.generator).to(agent.device)
-        features = controller_features(agent.spec, z, self.h, self.c)
-        action = controller_actions(agent.spec, self.params, features[None])[0]  # (1, A)
         if self.hold == 0 and self.rng.random() < self.exploration:
             self.random_action = self.rng.uniform(self.low, self.high).astype(np.float32)
             self.hold = int(self.rng.integers(1, 11))
+        override = None
         if self.hold > 0:
             self.hold -= 1
-            action = torch.from_numpy(self.random_action)[None].to(agent.device)
-        if agent.mdnrnn is not None:
-            restart = self.restart if agent.mdnrnn.restart_input else None
-            self.h, self.c = agent.mdnrnn.advance(z, action, restart, (self.h, self.c))
-            self.restart = torch.zeros_like(self.restart)
-        return action[0].cpu().numpy().astype(np.float32)
+            override = self.random_action
+        return self.episode.act(frame, override).astype(np.float32)

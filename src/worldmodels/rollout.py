@@ -77,6 +77,43 @@ class _FastAgent:
         return torch.sigmoid(o) * torch.tanh(c), c
 
 
+class AgentEpisode:
+    """One episode of the agent, frame by frame: V samples z_t, C acts on [z_t, (c_t,) h_t], M reads (z_t, a_t).
+
+    `act(frame, override)` returns the action to send to the env; with `override` (an exploring collection
+    policy) that action is taken instead of C's, and M advances with the action actually taken, so h stays
+    consistent with what the agent did. z's sampling noise comes from `seed` only.
+    """
+
+    def __init__(self, agent: Agent, params: np.ndarray, seed: int) -> None:
+        self.agent, self.fast = agent, agent.fast()
+        self.params = torch.as_tensor(params, dtype=torch.float32, device=agent.device).reshape(1, -1)
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.h = self.c = torch.zeros(1, agent.spec.hidden_size, device=agent.device)
+        self.restart = (torch.ones(1, device=agent.device)
+                        if agent.mdnrnn is not None and agent.mdnrnn.restart_input else None)
+        self.noise, self.steps = torch.empty(0, agent.vae.latent_dim), 0
+        self.mu: torch.Tensor | None = None  # V's mean of the last frame (for recordings)
+
+    def act(self, frame: np.ndarray, override: np.ndarray | None = None) -> np.ndarray:
+        agent, fast = self.agent, self.fast
+        self.mu, logvar = fast.encode(frame)
+        if self.steps % _NOISE_BLOCK == 0:  # torch.randn per step would give these same numbers
+            self.noise = torch.randn((_NOISE_BLOCK, agent.vae.latent_dim), generator=self.generator).to(agent.device)
+        eps = self.noise[self.steps % _NOISE_BLOCK].unsqueeze(0)
+        self.steps += 1
+        z = self.mu + torch.exp(logvar / 2) * eps  # z is sampled, never the mean (SPEC.md gotcha 5)
+        if override is None:
+            features = controller_features(agent.spec, z, self.h, self.c)
+            action = controller_actions(agent.spec, self.params, features[None])[0]  # (1, A)
+        else:
+            action = torch.as_tensor(override, dtype=torch.float32, device=agent.device)[None]
+        if agent.mdnrnn is not None:
+            self.h, self.c = fast.advance(z, action, self.restart, self.h, self.c)
+            self.restart = torch.zeros_like(self.restart) if self.restart is not None else None
+        return action[0].cpu().numpy()
+
+
 @dataclass
 class Agent:
     vae: ConvVAE
@@ -87,35 +124,22 @@ class Agent:
     def __post_init__(self) -> None:
         self._fast: _FastAgent | None = None
 
+    def fast(self) -> _FastAgent:
+        if self._fast is None:
+            self._fast = _FastAgent(self.vae, self.mdnrnn, self.spec, self.device)
+        return self._fast
+
     @torch.inference_mode()
     def run_episode(self, env: FrameEnv, params: np.ndarray, seed: int, max_steps: int,
                     record: bool = False) -> EpisodeResult:
-        if self._fast is None:
-            self._fast = _FastAgent(self.vae, self.mdnrnn, self.spec, self.device)
-        fast = self._fast
-        generator = torch.Generator().manual_seed(int(seed))
-        params_t = torch.as_tensor(params, dtype=torch.float32, device=self.device).reshape(1, -1)
-        hidden = self.spec.hidden_size
-        h = c = torch.zeros(1, hidden, device=self.device)
-        restart = torch.ones(1, device=self.device) if self.mdnrnn is not None and self.mdnrnn.restart_input else None
+        episode = AgentEpisode(self, params, seed)
         frame = env.reset(seed=int(seed))
         total, steps, log = 0.0, 0, []
-        noise = torch.empty(0, self.vae.latent_dim)
         for steps in range(1, max_steps + 1):
-            mu, logvar = fast.encode(frame)
-            if (steps - 1) % _NOISE_BLOCK == 0:  # torch.randn per step would give these same numbers
-                noise = torch.randn((_NOISE_BLOCK, self.vae.latent_dim), generator=generator).to(self.device)
-            eps = noise[(steps - 1) % _NOISE_BLOCK].unsqueeze(0)
-            z = mu + torch.exp(logvar / 2) * eps  # z is sampled, never the mean (SPEC.md gotcha 5)
-            features = controller_features(self.spec, z, h, c)
-            action = controller_actions(self.spec, params_t, features[None])[0]  # (1, A)
-            if self.mdnrnn is not None:
-                h, c = fast.advance(z, action, restart, h, c)
-                restart = torch.zeros_like(restart) if restart is not None else None
-            action_np = action[0].cpu().numpy()
+            action = episode.act(frame)
             if record:
-                log.append((frame, self.vae.decode(mu), action_np))
-            frame, reward, terminated, truncated = env.step(action_np)
+                log.append((frame, self.vae.decode(episode.mu), action))
+            frame, reward, terminated, truncated = env.step(action)
             total += reward
             if record:
                 log[-1] += (reward, terminated)
