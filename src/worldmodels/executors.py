@@ -77,6 +77,46 @@ def _task_failed(index: int, error: str) -> RuntimeError:
     return RuntimeError(f"task {index} failed in a worker: {error}")
 
 
+class _Ledger:
+    """One `map` call's bookkeeping, shared by the process pool and Ray: the tasks still to hand out, the
+    results in task order (each counted once: a late duplicate from a replaced worker is ignored), and how
+    often each task lost its worker (a death or a timeout), against `max_retries`."""
+
+    def __init__(self, n_tasks: int, max_retries: int, progress: Callable[[int], None] | None,
+                 worker_name: str) -> None:
+        self.results: list[Any] = [None] * n_tasks
+        self.done = [False] * n_tasks
+        self.n_done = 0
+        self.pending = deque(range(n_tasks))
+        self.losses = [0] * n_tasks
+        self.max_retries, self.progress, self.worker_name = max_retries, progress, worker_name
+
+    @property
+    def finished(self) -> bool:
+        return self.n_done == len(self.results)
+
+    def record(self, index: int | None, result: Any) -> None:
+        if index is not None and not self.done[index]:
+            self.results[index] = result
+            self.done[index] = True
+            self.n_done += 1
+            if self.progress is not None:
+                self.progress(self.n_done)
+
+    def lost(self, index: int | None, how: str, note: str = "") -> None:
+        """The worker holding task `index` died or hung (`how`): run the task again first, or give up."""
+        if index is None or self.done[index]:
+            return
+        self.losses[index] += 1
+        if self.losses[index] > self.max_retries:
+            error = RuntimeError(f"task {index} lost its {self.worker_name} {self.losses[index]} times (last: "
+                                 f"{how}); giving up after {self.max_retries} retries")
+            if note:
+                error.add_note(note)
+            raise error
+        self.pending.appendleft(index)
+
+
 class InProcessExecutor(Executor):
     """Runs every task in this process, one after another: for debugging, tests and single-CPU runs."""
 
@@ -302,17 +342,13 @@ class ProcessPoolExecutor(Executor):
     def map(self, tasks: Sequence[Any], progress: Callable[[int], None] | None = None) -> list[Any]:
         if self._closed:
             raise RuntimeError("this ProcessPoolExecutor is closed")
-        results: list[Any] = [None] * len(tasks)
-        done = [False] * len(tasks)
-        n_done = 0
-        pending = deque(range(len(tasks)))
-        losses = [0] * len(tasks)  # deaths and timeouts of processes while holding each task
+        ledger = _Ledger(len(tasks), self.max_retries, progress, "worker process")
         try:
             for slot in [s for s in self._slots if not s.process.is_alive()]:
                 self._discard(slot)  # died between calls, holding no task
             self._start_missing()
-            while n_done < len(tasks):
-                self._assign(tasks, pending)
+            while not ledger.finished:
+                self._assign(tasks, ledger.pending)
                 # Sleep until a message, a death or the nearest deadline.
                 deadline = min((s.deadline for s in self._slots), default=float("inf"))
                 timeout = None if deadline == float("inf") else max(0.0, deadline - time.monotonic())
@@ -325,13 +361,7 @@ class ProcessPoolExecutor(Executor):
                     alive = slot.process.is_alive()
                     try:
                         while slot.conn.poll():
-                            index, result = self._receive(slot, slot.conn.recv())
-                            if index is not None and not done[index]:  # a late duplicate is ignored
-                                results[index] = result
-                                done[index] = True
-                                n_done += 1
-                                if progress is not None:
-                                    progress(n_done)
+                            ledger.record(*self._receive(slot, slot.conn.recv()))
                     except (EOFError, OSError):  # it died mid-message
                         alive = False
                     if not alive:
@@ -341,26 +371,16 @@ class ProcessPoolExecutor(Executor):
                 for slot, timed_out in lost:
                     index = slot.task
                     self._replace(slot)  # kills it if it is hanging
-                    if index is not None and not done[index]:
-                        losses[index] += 1
-                        if losses[index] > self.max_retries:
-                            how = (
-                                f"timed out after {self.task_timeout} s"
-                                if timed_out
-                                else f"died with exit code {slot.process.exitcode}"
-                            )
-                            raise RuntimeError(
-                                f"task {index} lost its worker process {losses[index]} times (last: it "
-                                f"{how}); giving up after {self.max_retries} retries"
-                            )
-                        pending.appendleft(index)  # run it again first
+                    how = (f"it timed out after {self.task_timeout} s" if timed_out
+                           else f"it died with exit code {slot.process.exitcode}")
+                    ledger.lost(index, how)
         except BaseException:
             # Processes still holding a task are in an unknown state: stop them; the next call starts
             # fresh ones.
             for slot in [s for s in self._slots if s.task is not None]:
                 self._discard(slot)
             raise
-        return results
+        return ledger.results
 
     def _assign(self, tasks: Sequence[Any], pending: deque[int]) -> None:
         """Send pending tasks to idle workers that are built."""
@@ -564,15 +584,11 @@ class RayExecutor(Executor):
         if self._closed:
             raise RuntimeError("this RayExecutor is closed")
         ray = self._ray
-        results: list[Any] = [None] * len(tasks)
-        done = [False] * len(tasks)
-        n_done = 0
-        pending = deque(range(len(tasks)))
-        losses = [0] * len(tasks)  # deaths and timeouts of actors while holding each task
+        ledger = _Ledger(len(tasks), self.max_retries, progress, "Ray worker")
         try:
             self._start_missing()
-            while n_done < len(tasks):
-                self._assign(tasks, pending)
+            while not ledger.finished:
+                self._assign(tasks, ledger.pending)
                 # Sleep until an actor is built, a result (or an actor's death) arrives, or a deadline.
                 by_ref = {w.ready_ref if w.ready_ref is not None else w.ref: w for w in self._workers}
                 by_ref.pop(None, None)  # built and idle
@@ -597,38 +613,22 @@ class RayExecutor(Executor):
                         raise _task_failed(index, f"{type(e.cause).__name__}: {e.cause}") from None
                     if worker.ready_ref is not None:
                         self._built(worker, reply)
-                        continue
-                    index, result = self._receive(worker, reply)
-                    if not done[index]:
-                        results[index] = result
-                        done[index] = True
-                        n_done += 1
-                        if progress is not None:
-                            progress(n_done)
+                    else:
+                        ledger.record(*self._receive(worker, reply))
                 now = time.monotonic()
                 lost += [(w, f"it timed out after {self.task_timeout} s", "")
                          for w in self._workers if w.task is not None and now >= w.deadline]
                 for worker, how, account in lost:
                     index = worker.task
                     self._replace(worker, account)  # kills it if it is hanging
-                    if index is not None and not done[index]:
-                        losses[index] += 1
-                        if losses[index] > self.max_retries:
-                            error = RuntimeError(
-                                f"task {index} lost its Ray worker {losses[index]} times (last: {how}); "
-                                f"giving up after {self.max_retries} retries"
-                            )
-                            if account:
-                                error.add_note(f"Ray says: {account}")
-                            raise error
-                        pending.appendleft(index)  # run it again first
+                    ledger.lost(index, how, f"Ray says: {account}" if account else "")
         except BaseException:
             # Actors still holding a task would finish it for nobody: kill them; the next call starts
             # fresh ones.
             for worker in [w for w in self._workers if w.task is not None]:
                 self._discard(worker)
             raise
-        return results
+        return ledger.results
 
     def _assign(self, tasks: Sequence[Any], pending: deque[int]) -> None:
         """Give pending tasks to idle actors that are built."""
