@@ -150,8 +150,7 @@ class AgentPolicy(Policy):
         if self.hold == 0 and self.rng.random() < self.exploration:
             self.random_action = self.rng.uniform(self.low, self.high).astype(np.float32)
             self.hold = int(self.rng.integers(1, 11))
-        override = None
-        if self.hold > 0:
+        exploring = self.hold > 0
+        if exploring:
             self.hold -= 1
-            override = self.random_action
-        return self.episode.act(frame, override).astype(np.float32)
+        return self.episode.act(frame, self.random_action if exploring else None).astype(np.float32)

@@ -110,7 +110,8 @@ class AgentEpisode:
             action = torch.as_tensor(override, dtype=torch.float32, device=agent.device)[None]
         if agent.mdnrnn is not None:
             self.h, self.c = fast.advance(z, action, self.restart, self.h, self.c)
-            self.restart = torch.zeros_like(self.restart) if self.restart is not None else None
+            if self.restart is not None:
+                self.restart = torch.zeros_like(self.restart)
         return action[0].cpu().numpy()
 
 
