@@ -96,7 +96,10 @@ class MDNRNNConfig:
     grad_clip: float = doc(1.0, "Element-wise gradient clipping by value (original: 1.0).")
     restart_input: bool = doc(False, "Feed the restart flag and zero the state on it (Doom: True).")
     done_head: bool = doc(False, "Predict episode end (Doom's restart head: True). Needed for dream training.")
-    reward_head: bool = doc(False, "Predict the step reward (not in the paper; lets CarRacing train in the dream).")
+    reward_head: bool = doc(
+        False, "Predict the step reward (not in the paper; lets CarRacing train in the dream). The reward and done "
+        "losses skip the steps after an episode's first terminal one (CarRacing's data runs on past it).",
+    )
     restart_factor: float = doc(10.0, "Weight of positive examples in the done loss (original: 10).")
     precision: str = doc(
         "float32", "Training arithmetic: 'float32' (the original's) or 'bfloat16' (mixed precision: the LSTM and "

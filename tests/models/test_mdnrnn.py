@@ -218,6 +218,52 @@ def test_mdnrnn_loss_terms() -> None:
     torch.testing.assert_close(only_z.loss, result.z)
 
 
+def test_masked_steps_do_not_count_in_the_done_and_reward_terms() -> None:
+    torch.manual_seed(0)
+    shape = (1, 4, 2, 5)
+    out = MDNOutput(torch.log_softmax(torch.randn(shape), -1), torch.randn(shape), torch.randn(shape),
+                    torch.randn(1, 4), torch.randn(1, 4))
+    target_z, target_done = torch.randn(1, 4, 2), torch.tensor([[0.0, 1.0, 1.0, 1.0]])
+    target_reward = torch.tensor([[0.5, -100.0, -100.0, -100.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    masked = mdnrnn_loss(out, target_z, target_done, target_reward, 10.0, mask)
+    first_two = MDNOutput(*(x[:, :2] for x in out))
+    expected = mdnrnn_loss(first_two, target_z[:, :2], target_done[:, :2], target_reward[:, :2], 10.0)
+    torch.testing.assert_close(masked.done, expected.done)
+    torch.testing.assert_close(masked.reward, expected.reward)
+    torch.testing.assert_close(masked.z, mdnrnn_loss(out, target_z).z)  # z is learnt everywhere
+
+
+@pytest.mark.parametrize("carry_state", [False, True])
+def test_batches_mask_the_heads_after_an_episodes_first_terminal_step(tmp_path, carry_state: bool) -> None:
+    import numpy as np
+
+    from worldmodels.data.episodes import write_arrays
+    from worldmodels.data.sequences import episode_batches, series_lengths, stream_chunks
+
+    length, terminal = 10, 4  # CarRacing-like: done from step 4 on (off the playfield), the episode runs on
+    paths = []
+    for i in range(2):
+        done = np.arange(length) >= terminal if i == 0 else np.arange(length) == length - 1
+        paths.append(write_arrays(tmp_path / f"{i:06d}.npz", compress=False, mu=np.zeros((length, 2)),
+                                  logvar=np.zeros((length, 2)), action=np.zeros((length, 1)),
+                                  reward=np.where(done, -100.0, -0.1), done=done))
+    lengths = series_lengths(paths)
+    rng = np.random.default_rng(0)
+    if carry_state:
+        (batch,) = stream_chunks(paths, lengths, 1, 2 * length, rng)
+        order = [0, 1]  # one stream of both episodes, in either order if batch.reward[0, terminal] == -100 else [1, 0]
+        expected = np.concatenate([np.arange(length) <= terminal if i == 0 else np.ones(length) for i in order])
+        np.testing.assert_array_equal(batch.head_mask[0], expected[:-1])
+    else:
+        batch = episode_batches(paths, lengths, 2, length, rng)
+        for row in range(2):
+            hits = batch.reward[row, :-1] == -100
+            expected = np.ones(length - 1) if hits.sum() <= 1 else np.arange(length - 1) <= terminal
+            np.testing.assert_array_equal(batch.head_mask[row], expected)
+        assert (batch.head_mask == 0).any()
+
+
 def fixed_output(log_pi: list[float], mu: list[float], log_sigma: list[float], samples: int) -> MDNOutput:
     """One z dimension repeated `samples` times: shapes (samples, 1, K)."""
 

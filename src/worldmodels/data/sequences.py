@@ -34,11 +34,18 @@ class Sequences(NamedTuple):
     reward: np.ndarray  # (B, L) float32
     restart: np.ndarray  # (B, L) float32, 1 on the first frame of an episode
     done_target: np.ndarray  # (B, L-1) float32, 1 where the episode ends after step t
+    # (B, L-1) float32, 1 where step t's reward and done count: up to and including the episode's first
+    # terminal step. CarRacing's episodes run on past it (the original's full_episode) and CarRacing-v3 then
+    # returns -100 on every later frame; those are not rewards an agent ever sees, so M's reward and done
+    # heads skip them (z is still learnt there, as the original). All ones for Doom, whose episodes end there.
+    head_mask: np.ndarray | None = None
 
 
 def load_series(path: Path) -> dict[str, np.ndarray]:
-    data = read_arrays(path, SERIES_KEYS)
-    return {k: np.asarray(v, np.float32) for k, v in data.items()}
+    """An encoded episode's arrays as float32, with `alive`: 1 up to and including the first terminal step."""
+    data = {k: np.asarray(v, np.float32) for k, v in read_arrays(path, SERIES_KEYS).items()}
+    data["alive"] = (np.cumsum(data["done"]) - data["done"] == 0).astype(np.float32)
+    return data
 
 
 def series_lengths(paths: list[Path]) -> np.ndarray:
@@ -53,6 +60,7 @@ def _stack(parts: list[dict[str, np.ndarray]], done_targets: list[np.ndarray]) -
         reward=np.stack([p["reward"] for p in parts]),
         restart=np.stack([p["restart"] for p in parts]),
         done_target=np.stack(done_targets),
+        head_mask=np.stack([p["alive"][:-1] for p in parts]),
     )
 
 
@@ -101,12 +109,12 @@ class _StreamCursor:
         return self.cached[1]
 
     def take(self, count: int) -> dict[str, np.ndarray]:
-        pieces: dict[str, list[np.ndarray]] = {k: [] for k in (*SERIES_KEYS, "restart")}
+        pieces: dict[str, list[np.ndarray]] = {k: [] for k in (*SERIES_KEYS, "alive", "restart")}
         while count > 0:
             seg = self.segments[0]
             n = min(count, seg.stop - seg.start)
             data = self._episode(seg.episode)
-            for k in SERIES_KEYS:
+            for k in (*SERIES_KEYS, "alive"):
                 pieces[k].append(data[k][seg.start : seg.start + n])
             restart = np.zeros(n, np.float32)
             restart[0] = float(seg.start == 0)

@@ -279,18 +279,27 @@ class MDNLoss(NamedTuple):
     reward: Tensor | None
 
 
+def _masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
+    if mask is None:
+        return values.mean()
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
 def mdnrnn_loss(
     out: MDNOutput,
     target_z: Tensor,
     target_done: Tensor | None = None,
     target_reward: Tensor | None = None,
     restart_factor: float = 10.0,
+    target_mask: Tensor | None = None,
 ) -> MDNLoss:
     """z mixture NLL + weighted done BCE + reward MSE.
 
     The done term is the original's (`doomrnn/doomrnn.py`): mean(w * BCEWithLogits(logit, target)) with
     w = 1 + (restart_factor - 1) * target, i.e. weight 10 on positives. Each of the done and reward terms is
-    included only when both the head's output and the target are present.
+    included only when both the head's output and the target are present; `target_mask` restricts both to
+    the steps where it is 1 (the z term is never masked).
 
     Args:
         out: M's output for the sequence, (..., Z, K) / (...,).
@@ -298,6 +307,7 @@ def mdnrnn_loss(
         target_done: (...,) float {0, 1}, 1 where the next frame starts a new episode.
         target_reward: (...,) rewards r_{t+1}.
         restart_factor: weight of positive done targets.
+        target_mask: (...,) float {0, 1}, the steps whose done and reward targets count; None = all.
 
     Returns:
         MDNLoss(loss, z, done, reward).
@@ -308,11 +318,14 @@ def mdnrnn_loss(
     if out.done_logit is not None and target_done is not None:
         target_done = target_done.to(out.done_logit.dtype)
         weight = 1.0 + (restart_factor - 1.0) * target_done
-        done_loss = F.binary_cross_entropy_with_logits(out.done_logit, target_done, weight=weight)
+        done_loss = _masked_mean(
+            F.binary_cross_entropy_with_logits(out.done_logit, target_done, weight=weight, reduction="none"),
+            target_mask,
+        )
         loss = loss + done_loss
     reward_loss = None
     if out.reward is not None and target_reward is not None:
-        reward_loss = F.mse_loss(out.reward, target_reward.to(out.reward.dtype))
+        reward_loss = _masked_mean((out.reward - target_reward.to(out.reward.dtype)) ** 2, target_mask)
         loss = loss + reward_loss
     return MDNLoss(loss=loss, z=z_loss, done=done_loss, reward=reward_loss)
 

@@ -80,7 +80,7 @@ def train_step(model: MDNRNN, batch: Sequences, state, generator: torch.Generato
                precision: str = "float32"):
     """Teacher-forced step on one batch; returns (losses, final state). Under `precision` 'bfloat16' the
     forward's products run in bf16; the outputs, the carried state and the loss are fp32."""
-    t = {k: torch.from_numpy(v).to(device) for k, v in batch._asdict().items()}
+    t = {k: torch.from_numpy(v).to(device) for k, v in batch._asdict().items() if v is not None}
     # z resampled from V's statistics every batch (SPEC.md gotcha 5)
     eps = torch.randn(t["mu"].shape, generator=generator).to(device)
     z = t["mu"] + torch.exp(t["logvar"] / 2) * eps
@@ -90,7 +90,9 @@ def train_step(model: MDNRNN, batch: Sequences, state, generator: torch.Generato
     if precision != "float32":
         out = type(out)(*(None if x is None else x.float() for x in out))
         state = tuple(s.float() for s in state)
-    losses = mdnrnn_loss(out, z[:, 1:], t["done_target"], t["reward"][:, :-1], restart_factor)
+    # a mask of all ones is left out, so that Doom's losses stay the plain means they always were
+    mask = t["head_mask"] if batch.head_mask is not None and not batch.head_mask.all() else None
+    losses = mdnrnn_loss(out, z[:, 1:], t["done_target"], t["reward"][:, :-1], restart_factor, mask)
     return losses, state
 
 
