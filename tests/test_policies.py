@@ -165,8 +165,7 @@ def test_brownian_policy_stays_in_the_action_box_and_moves_smoothly():
 @pytest.mark.realenv
 def test_agent_policy_acts_as_the_agent_and_explores_with_held_random_actions(one_thread):
     """Iterative training's collection policy: without exploration, the same actions as `Agent.run_episode`
-    for the same seed (one per-step code path); with it, random actions in the box, each held 1..10 frames
-    (1..100 with long holds)."""
+    for the same seed (one per-step code path); with it, random actions in the box, each held 1..10 frames."""
     from worldmodels.models.controller import ControllerSpec
     from worldmodels.models.mdnrnn import MDNRNN
     from worldmodels.models.vae import ConvVAE
@@ -180,8 +179,8 @@ def test_agent_policy_acts_as_the_agent_and_explores_with_held_random_actions(on
     low, high = np.array([-1.0], np.float32), np.array([1.0], np.float32)
     env = make_env("doom")
     try:
-        def collect(exploration: float, long_holds: float = 0.0) -> tuple[int, np.ndarray]:
-            policy = AgentPolicy(agent, params, exploration, low, high, long_holds)
+        def collect(exploration: float) -> tuple[int, np.ndarray]:
+            policy = AgentPolicy(agent, params, exploration, low, high)
             policy.reset(np.random.default_rng(1))
             seed = int(np.random.default_rng(1).integers(2**31))  # the z-noise seed reset drew
             frame, actions = env.reset(seed=seed), []
@@ -195,7 +194,6 @@ def test_agent_policy_acts_as_the_agent_and_explores_with_held_random_actions(on
         seed, own = collect(0.0)
         reference = agent.run_episode(env, params, seed, max_steps=len(own), record=True)
         _, explored = collect(1.0)
-        _, held = collect(1.0, long_holds=1.0)
     finally:
         env.close()
     np.testing.assert_allclose(own, reference.actions[:, 0], atol=1e-6)
@@ -204,4 +202,3 @@ def test_agent_policy_acts_as_the_agent_and_explores_with_held_random_actions(on
     n = min(len(own), len(explored))
     assert not np.allclose(explored[:n], own[:n])
     assert max(_runs(explored)[:-1]) <= 10
-    assert 10 < max(_runs(held)) <= 100

@@ -146,9 +146,6 @@ class IterateConfig:
     exploration: float = doc(
         0.1, "Per-step chance, when not already exploring, of a random action held for 1..10 frames."
     )
-    long_holds: float = doc(
-        0.0, "Fraction of a round's episodes whose exploration holds last 1..100 frames (as collect.long_holds)."
-    )
     mdnrnn_epochs: int = doc(10, "Epochs of M's fine-tuning on all data in each round.")
     vae_epochs: int = doc(0, "Epochs of V's fine-tuning in each round (0 = keep V; > 0 re-encodes everything).")
     generations: int = doc(25, "CMA-ES generations in each round.")
@@ -418,7 +415,7 @@ def validate(config: Config) -> Config:
     ]
     if config.iterate.rounds < 0 or config.iterate.mdnrnn_epochs < 0 or config.iterate.vae_epochs < 0:
         raise UserError("iterate.rounds, iterate.mdnrnn_epochs and iterate.vae_epochs must be >= 0")
-    for key in ("iterate.exploration", "iterate.long_holds", "collect.long_holds"):
+    for key in ("iterate.exploration", "collect.long_holds"):
         if not 0.0 <= flat[key] <= 1.0:
             raise UserError(f"{key}={flat[key]} must lie in [0, 1]")
     if config.iterate.keep == "best" and config.iterate.vae_epochs:

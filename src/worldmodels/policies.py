@@ -129,17 +129,14 @@ class AgentPolicy(Policy):
     """The trained agent as a collection policy (iterative training), with random exploration.
 
     At each step not already exploring, with probability `exploration` a uniformly random action is started
-    and held for 1..10 frames (like the original's Doom random policy), or 1..100 frames in a `long_holds`
-    fraction of the episodes (as `DoomRandomPolicy`'s); M's state always advances with the action actually
-    taken, so the agent's h stays consistent with what it did.
+    and held for 1..10 frames (like the original's Doom random policy); M's state always advances with the
+    action actually taken, so the agent's h stays consistent with what it did.
     """
 
     name = "agent"
 
-    def __init__(self, agent, params: np.ndarray, exploration: float, low: np.ndarray, high: np.ndarray,
-                 long_holds: float = 0.0) -> None:
+    def __init__(self, agent, params: np.ndarray, exploration: float, low: np.ndarray, high: np.ndarray) -> None:
         self.agent, self.params, self.exploration, self.low, self.high = agent, params, exploration, low, high
-        self.long_holds = long_holds
 
     def reset(self, rng: np.random.Generator) -> None:
         from worldmodels.rollout import AgentEpisode
@@ -147,14 +144,12 @@ class AgentPolicy(Policy):
         self.rng = rng
         self.episode = AgentEpisode(self.agent, self.params, int(rng.integers(2**31)))
         self.hold, self.random_action = 0, None
-        long = self.long_holds > 0 and rng.random() < self.long_holds
-        self.max_hold = DoomRandomPolicy.LONG_HOLD if long else 10
 
     @torch.inference_mode()
     def act(self, frame: np.ndarray) -> np.ndarray:
         if self.hold == 0 and self.rng.random() < self.exploration:
             self.random_action = self.rng.uniform(self.low, self.high).astype(np.float32)
-            self.hold = int(self.rng.integers(1, self.max_hold + 1))
+            self.hold = int(self.rng.integers(1, 11))
         exploring = self.hold > 0
         if exploring:
             self.hold -= 1

@@ -90,7 +90,6 @@ class CollectWorker:
     run_dir: str | None = None
     agent_params: np.ndarray | None = None
     exploration: float = 0.0
-    long_holds: float = 0.0
 
     def __call__(self) -> Callable[[int], int]:
         cfg = from_dict(self.config)
@@ -103,7 +102,7 @@ class CollectWorker:
 
             agent, _ = load_agent(Path(self.run_dir), "cpu", self.config)
             low, high = action_bounds(cfg.env)
-            policy = AgentPolicy(agent, self.agent_params, self.exploration, low, high, self.long_holds)
+            policy = AgentPolicy(agent, self.agent_params, self.exploration, low, high)
         return functools.partial(collect_episode, cfg, env, policy, Path(self.episodes_dir))
 
 
@@ -119,10 +118,10 @@ def missing_episodes(run_dir: Path, config: Config, indices: range | None = None
 
 
 def run(rt: Runtime, indices: range | None = None, agent_params: np.ndarray | None = None,
-        exploration: float = 0.0, long_holds: float = 0.0) -> None:
+        exploration: float = 0.0) -> None:
     """Collect the missing episodes among `indices` (default: 0 .. collect.episodes - 1).
 
-    Iterative training passes the indices of its round, the agent's parameters and its exploration.
+    Iterative training passes the indices of its round and the agent's parameters.
     """
     from worldmodels.executors import make_executor
 
@@ -135,8 +134,7 @@ def run(rt: Runtime, indices: range | None = None, agent_params: np.ndarray | No
     if not todo:
         print(f"collect: all {total} episodes are in {episodes_dir}")
         return
-    worker = CollectWorker(rt.config.to_dict(), str(episodes_dir), str(rt.run_dir), agent_params, exploration,
-                           long_holds)
+    worker = CollectWorker(rt.config.to_dict(), str(episodes_dir), str(rt.run_dir), agent_params, exploration)
     with make_executor(rt.executor, worker, workers=rt.workers, task_timeout=1800.0,
                        ray_address=rt.ray_address) as executor:
         with progress_bar(total, "collect", unit="ep", initial=total - len(todo), quiet=rt.quiet) as bar:

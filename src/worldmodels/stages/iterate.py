@@ -117,7 +117,7 @@ def run(rt: Runtime) -> None:
 
         total = episodes_after(cfg, index)
         collect.run(rt, range(episodes_after(cfg, index - 1), total), agent_params=params,
-                    exploration=it.exploration, long_holds=it.long_holds)
+                    exploration=it.exploration)
         episodes = list_episodes(rt.run_dir / collect.EPISODES_DIR)[:total]
         if it.vae_epochs:
             train_vae.run(rt, episodes, epochs=cfg.vae.epochs + index * it.vae_epochs)
