@@ -33,6 +33,8 @@ class Worker:
             return arg * arg
         if kind == "whoami":
             return os.getpid(), self.builds, self.calls
+        if kind == "start_child":  # as an environment that runs in its own process (ViZDoom)
+            return os.getpid(), subprocess.Popen(["sleep", "1000"]).pid
         if kind in ("kill_once", "hang_once"):
             marker = Path(arg)
             if not marker.exists():
@@ -113,6 +115,17 @@ def test_hanging_worker_is_killed_and_task_retried(pool, tmp_path):
     assert time.monotonic() - start < 30  # not the 60 s sleep
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_replaced_worker_leaves_no_process_it_started(pool, tmp_path):
+    worker_pid, child_pid = pool.map([("start_child", None)])[0]
+    assert _running(child_pid)
+    os.kill(worker_pid, signal.SIGKILL)  # as a crash inside an environment would
+    time.sleep(0.2)
+    assert pool.map(squares(4)) == [0, 1, 4, 9]  # the pool finds it dead and replaces it
+    assert worker_pid not in pool.pids
+    _wait_until_gone(child_pid)
+
+
 def test_task_that_always_kills_its_worker_gives_up(pool):
     with pytest.raises(
         RuntimeError, match=r"task 1 lost its worker process 2 times \(last: it died with exit code -9\)"
@@ -183,8 +196,8 @@ from worldmodels.executors import ProcessPoolExecutor
 
 if __name__ == "__main__":
     pool = ProcessPoolExecutor(Factory(), workers=1)
-    print(pool.map([("whoami", None)])[0][0], flush=True)
-    pool.map([("sleep", 1000)])
+    print(*pool.map([("start_child", None)])[0], flush=True)
+    {then}
 """
 
 
@@ -196,19 +209,25 @@ def _running(pid: int) -> bool:
     return state != "Z"  # a zombie has exited; nobody may be left to reap it
 
 
+def _wait_until_gone(*pids: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_running(pid) for pid in pids), "a process outlived its worker"
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
-def test_busy_worker_ends_when_driver_is_killed(tmp_path):
+@pytest.mark.parametrize("then", ['pool.map([("sleep", 1000)])', "__import__('time').sleep(1000)"],
+                         ids=["busy", "idle"])
+def test_worker_ends_when_driver_is_killed(tmp_path, then):
     script = tmp_path / "driver.py"
-    script.write_text(DRIVER.format(tests=str(Path(__file__).parent)))
+    script.write_text(DRIVER.format(tests=str(Path(__file__).parent), then=then))
     driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
-        worker_pid = int(driver.stdout.readline())
-        time.sleep(0.5)  # let it start the 1000 s task
-        assert _running(worker_pid)
+        worker_pid, child_pid = map(int, driver.stdout.readline().split())
+        time.sleep(0.5)  # let it start the 1000 s task, or wait idle
+        assert _running(worker_pid) and _running(child_pid)
     finally:
         driver.kill()  # SIGKILL: no exit handlers run in the driver
         driver.wait()
-    deadline = time.monotonic() + 10
-    while _running(worker_pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _running(worker_pid), "the worker outlived its driver"
+    _wait_until_gone(worker_pid, child_pid)  # the worker, and the process it started

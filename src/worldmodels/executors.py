@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 from worldmodels.errors import UserError
 
@@ -156,6 +156,10 @@ def _worker_main(
 ) -> None:
     """The loop of one worker process: build the worker once, then answer (index, task) until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it then closes us
+    if hasattr(os, "setpgid"):
+        # A process group of its own, shared with what it starts (ViZDoom runs each game as a child
+        # process): killing the group leaves no orphan game behind (`_kill_group`, `_exit_when_gone`).
+        os.setpgid(0, 0)
     threading.Thread(target=_exit_when_gone, args=(driver_pid,), daemon=True).start()
     import torch
 
@@ -166,13 +170,13 @@ def _worker_main(
         _send(conn, (_BUILD_FAILED, None, (isinstance(e, UserError), _describe(e), traceback.format_exc())))
         return
     if not _send(conn, (_READY, None, None)):
-        return
+        _end_group()
     while True:
         try:
             message = conn.recv()
         except (EOFError, OSError):  # the driver is gone
-            return
-        if message is None:
+            _end_group()
+        if message is None:  # the driver's close(): it then kills what is left of our group
             return
         index, task = message
         try:
@@ -182,7 +186,14 @@ def _worker_main(
         except Exception as e:  # noqa: BLE001 - reported to the driver, which raises it
             reply = (_ERROR, index, (_describe(e), traceback.format_exc()))
         if not _send(conn, reply):
-            return
+            _end_group()
+
+
+def _end_group() -> NoReturn:
+    """Exit with everything this worker started: its environments' processes are in its group."""
+    if hasattr(os, "killpg"):
+        os.killpg(0, signal.SIGKILL)  # 0: this process's own group
+    os._exit(1)
 
 
 def _send(conn: multiprocessing.connection.Connection, reply: tuple[str, int | None, Any]) -> bool:
@@ -203,16 +214,15 @@ def _exit_when_gone(driver_pid: int, interval: float = 1.0) -> None:
     """End this worker process soon after the driver dies, even in the middle of a task.
 
     An idle worker notices on its own (its pipe closes), but one busy in a long or hung rollout would
-    run on as an orphan after a driver killed with SIGKILL, which runs no exit handlers.
+    run on as an orphan after a driver killed with SIGKILL or SIGTERM, which run no exit handlers. It takes
+    its process group with it: the environments' own processes.
     """
     while True:
         time.sleep(interval)
         try:
             os.kill(driver_pid, 0)  # signal 0: only asks whether the process exists
-        except ProcessLookupError:
-            os._exit(1)
-        except PermissionError:  # exists, under another user: the pid was reused, so the driver is gone
-            os._exit(1)
+        except (ProcessLookupError, PermissionError):  # PermissionError: the pid was reused by another user
+            _end_group()
 
 
 def _describe(e: BaseException) -> str:
@@ -246,6 +256,16 @@ class _Slot:
     deadline: float = float("inf")  # time.monotonic() by which its task must be done
 
 
+def _kill_group(process: multiprocessing.process.BaseProcess) -> None:
+    """Kill a worker process and whatever it started (they share its process group), alive or not."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # a group that no longer exists, or not yet: nothing to do
+    except (ProcessLookupError, PermissionError, AttributeError):  # AttributeError: no killpg (Windows)
+        pass
+    if process.is_alive():
+        process.kill()
+
+
 def _stop(slots: list[_Slot], grace: float = 2.0) -> None:
     """Ask idle built workers to exit, kill the others and any that do not exit; safe to call twice."""
     graceful = [slot for slot in slots if slot.ready and slot.task is None]
@@ -258,9 +278,8 @@ def _stop(slots: list[_Slot], grace: float = 2.0) -> None:
     for slot in slots:
         if slot in graceful:
             slot.process.join(max(0.0, end - time.monotonic()))
-        if slot.process.is_alive():
-            slot.process.kill()
-            slot.process.join()
+        _kill_group(slot.process)
+        slot.process.join()
         slot.conn.close()
     slots.clear()
 
@@ -278,7 +297,9 @@ class ProcessPoolExecutor(Executor):
     A process that exits, or holds one task longer than `task_timeout` seconds (the clock starts once
     the worker is built and has the task), is killed and replaced, and its task runs again; a task is
     attempted at most `1 + max_retries` times. The worker processes are daemons, are stopped when the
-    driver exits, and end themselves within a second of a driver killed outright, so no orphans.
+    driver exits, and end themselves within a second of a driver killed outright, so no orphans. Each
+    process leads its own process group, and a process is always stopped with its group, so the processes
+    its environments started (ViZDoom's game) go with it.
     """
 
     def __init__(
@@ -333,8 +354,7 @@ class ProcessPoolExecutor(Executor):
             self._slots.append(self._spawn())
 
     def _discard(self, slot: _Slot) -> None:
-        if slot.process.is_alive():
-            slot.process.kill()
+        _kill_group(slot.process)  # a process that died on its own may have left an environment running
         slot.process.join()
         slot.conn.close()
         self._slots.remove(slot)
