@@ -116,7 +116,7 @@ def test_hanging_worker_is_killed_and_task_retried(pool, tmp_path):
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
-def test_a_replaced_worker_leaves_no_process_it_started(pool, tmp_path):
+def test_a_replaced_worker_leaves_no_process_it_started(pool):
     worker_pid, child_pid = pool.map([("start_child", None)])[0]
     assert _running(child_pid)
     os.kill(worker_pid, signal.SIGKILL)  # as a crash inside an environment would

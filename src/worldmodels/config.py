@@ -220,7 +220,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "vae": {"epochs": 1},
             # batches of 20 episodes, not the original's 100: with 200 episodes, 100 a batch gives M 2 steps an
             # epoch (20 epochs = 40 steps, an untrained M; the paper's has 4,000). 100 epochs of 20 = 1,000 steps,
-            # ~6.5 min in bf16 on 2 cores (RESULTS.md, "CarRacing")
+            # 6.8 min in bf16 on 2 cores (RESULTS.md, "CarRacing")
             "mdnrnn": {"epochs": 100, "batch_size": 20, "precision": "bfloat16"},
             "controller": {
                 "population_size": 16,

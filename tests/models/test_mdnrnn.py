@@ -252,7 +252,7 @@ def test_batches_mask_the_heads_after_an_episodes_first_terminal_step(tmp_path, 
     rng = np.random.default_rng(0)
     if carry_state:
         (batch,) = stream_chunks(paths, lengths, 1, 2 * length, rng)
-        order = [0, 1]  # one stream of both episodes, in either order if batch.reward[0, terminal] == -100 else [1, 0]
+        order = [0, 1] if batch.reward[0, terminal] == -100 else [1, 0]  # one stream of both, in either order
         expected = np.concatenate([np.arange(length) <= terminal if i == 0 else np.ones(length) for i in order])
         np.testing.assert_array_equal(batch.head_mask[0], expected[:-1])
     else:
@@ -262,6 +262,8 @@ def test_batches_mask_the_heads_after_an_episodes_first_terminal_step(tmp_path, 
             expected = np.ones(length - 1) if hits.sum() <= 1 else np.arange(length - 1) <= terminal
             np.testing.assert_array_equal(batch.head_mask[row], expected)
         assert (batch.head_mask == 0).any()
+    # episodes that end at their terminal step (Doom's) mask nothing, and the loss takes its unmasked path
+    assert episode_batches(paths[1:], lengths[1:], 2, length, rng).head_mask is None
 
 
 def fixed_output(log_pi: list[float], mu: list[float], log_sigma: list[float], samples: int) -> MDNOutput:

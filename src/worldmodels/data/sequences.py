@@ -23,6 +23,7 @@ from worldmodels.data.episodes import episode_length, read_arrays
 from worldmodels.errors import UserError
 
 SERIES_KEYS = ("mu", "logvar", "action", "reward", "done")
+LOADED_KEYS = (*SERIES_KEYS, "alive")  # what load_series returns
 
 
 class Sequences(NamedTuple):
@@ -37,7 +38,8 @@ class Sequences(NamedTuple):
     # (B, L-1) float32, 1 where step t's reward and done count: up to and including the episode's first
     # terminal step. CarRacing's episodes run on past it (the original's full_episode) and CarRacing-v3 then
     # returns -100 on every later frame; those are not rewards an agent ever sees, so M's reward and done
-    # heads skip them (z is still learnt there, as the original). All ones for Doom, whose episodes end there.
+    # heads skip them (z is still learnt there, as the original). None when every step counts: always for
+    # Doom, whose episodes end there, so that its losses stay the plain means they always were.
     head_mask: np.ndarray | None = None
 
 
@@ -53,6 +55,7 @@ def series_lengths(paths: list[Path]) -> np.ndarray:
 
 
 def _stack(parts: list[dict[str, np.ndarray]], done_targets: list[np.ndarray]) -> Sequences:
+    head_mask = np.stack([p["alive"][:-1] for p in parts])
     return Sequences(
         mu=np.stack([p["mu"] for p in parts]),
         logvar=np.stack([p["logvar"] for p in parts]),
@@ -60,7 +63,7 @@ def _stack(parts: list[dict[str, np.ndarray]], done_targets: list[np.ndarray]) -
         reward=np.stack([p["reward"] for p in parts]),
         restart=np.stack([p["restart"] for p in parts]),
         done_target=np.stack(done_targets),
-        head_mask=np.stack([p["alive"][:-1] for p in parts]),
+        head_mask=None if head_mask.all() else head_mask,
     )
 
 
@@ -109,12 +112,12 @@ class _StreamCursor:
         return self.cached[1]
 
     def take(self, count: int) -> dict[str, np.ndarray]:
-        pieces: dict[str, list[np.ndarray]] = {k: [] for k in (*SERIES_KEYS, "alive", "restart")}
+        pieces: dict[str, list[np.ndarray]] = {k: [] for k in (*LOADED_KEYS, "restart")}
         while count > 0:
             seg = self.segments[0]
             n = min(count, seg.stop - seg.start)
             data = self._episode(seg.episode)
-            for k in (*SERIES_KEYS, "alive"):
+            for k in LOADED_KEYS:
                 pieces[k].append(data[k][seg.start : seg.start + n])
             restart = np.zeros(n, np.float32)
             restart[0] = float(seg.start == 0)

@@ -90,9 +90,7 @@ def train_step(model: MDNRNN, batch: Sequences, state, generator: torch.Generato
     if precision != "float32":
         out = type(out)(*(None if x is None else x.float() for x in out))
         state = tuple(s.float() for s in state)
-    # a mask of all ones is left out, so that Doom's losses stay the plain means they always were
-    mask = t["head_mask"] if batch.head_mask is not None and not batch.head_mask.all() else None
-    losses = mdnrnn_loss(out, z[:, 1:], t["done_target"], t["reward"][:, :-1], restart_factor, mask)
+    losses = mdnrnn_loss(out, z[:, 1:], t["done_target"], t["reward"][:, :-1], restart_factor, t.get("head_mask"))
     return losses, state
 
 
