@@ -246,8 +246,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             # (attempts 6 and 7, RESULTS.md)
             "collect": {"episodes": 700, "long_holds": 0.25},
             # V: Adam at 1e-3 instead of the original's 1e-4 (the PyTorch ports' rate): one epoch then ends near
-            # where 1e-4 ends after more than two, which is what makes the fireballs and monsters visible in z
-            # one epoch: with two (attempt 8) the first dream was harsher (random 111 vs 174 in the game), C learnt
+            # where 1e-4 ends after more than two, which is what makes the fireballs and monsters visible in z.
+            # One epoch: with two (attempt 8) the first dream was harsher (random 111 vs 174 in the game), C learnt
             # nothing there or in round 1 and the run scored 183 (RESULTS.md, session 6)
             "vae": {"epochs": 1, "precision": "bfloat16", "learning_rate": 1e-3},
             "mdnrnn": {"epochs": 25, "batch_size": 32, "sequence_length": 100, "precision": "bfloat16"},
