@@ -167,6 +167,7 @@ def test_unknown_preset_lists_the_valid_choices():
         (["collect.long_holds=1.5"], "collect.long_holds=1.5 must lie in [0, 1]"),
         (["iterate.keep=first"], "iterate.keep='first' is not valid"),
         (["iterate.keep=best", "iterate.vae_epochs=1"], "set iterate.vae_epochs=0"),
+        (["iterate.siblings=0"], "iterate.siblings=0 must be positive"),
     ],
 )
 def test_validation_names_the_key(items, fragment):

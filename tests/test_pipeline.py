@@ -42,10 +42,11 @@ def test_run_smoke_preset_end_to_end(preset, tmp_path):
 
 
 def test_iterative_training_dream_video_and_evaluate_video(tmp_path):
-    """doom-smoke with one round of iterative training; then `dream` and `evaluate --video` write GIFs."""
+    """doom-smoke with one round of iterative training over two sibling Ms; then `dream` and
+    `evaluate --video` write GIFs."""
     run_dir = tmp_path / "doom"
     rounds = ["--set", "iterate.rounds=1", "--set", "iterate.episodes=2", "--set", "iterate.generations=1",
-              "--set", "iterate.mdnrnn_epochs=1", "--set", "iterate.eval_episodes=2",
+              "--set", "iterate.mdnrnn_epochs=1", "--set", "iterate.eval_episodes=2", "--set", "iterate.siblings=2",
               "--set", "iterate.warm_start=false", "--set", "iterate.keep=best", "--set", "collect.long_holds=0.5"]
     result = worldmodels("run", "--preset", "doom-smoke", "--run-dir", str(run_dir), "--quiet", "--workers", "2",
                          "--set", "controller.generations=1", "--set", "controller.eval_every=1", *rounds)
@@ -65,7 +66,17 @@ def test_iterative_training_dream_video_and_evaluate_video(tmp_path):
     round_meta = json.loads(str(np.load(episodes[-1])["meta"]))
     assert round_meta["policy"] == "agent"
     assert json.loads((run_dir / "eval.json").read_text())["controller"]["trained_in"] == "dream"
-    assert (run_dir / "rounds" / "01" / "best.npz").is_file()
+    # the round kept the sibling with the best real score: its C, and its M as the round's and the run's M
+    round_1 = run_dir / "rounds" / "01"
+    state = json.loads((round_1 / "round.json").read_text())
+    assert [s["sibling"] for s in state["siblings"]] == [0, 1]
+    assert state["real_mean"] == max(s["real_mean"] for s in state["siblings"])
+    winner = round_1 / "siblings" / str(state["sibling"])
+    assert (round_1 / "best.npz").read_bytes() == (winner / "best.npz").read_bytes()
+    m_bytes = [(round_1 / "siblings" / s / "mdnrnn" / "checkpoint.pt").read_bytes() for s in ("0", "1")]
+    assert m_bytes[0] != m_bytes[1]  # each sibling's own data order and z noise
+    assert (round_1 / "mdnrnn.pt").read_bytes() == (run_dir / "mdnrnn" / "checkpoint.pt").read_bytes() \
+        == m_bytes[state["sibling"]]
 
     dream = worldmodels("dream", str(run_dir), "--steps", "30", "--out", str(tmp_path / "dream.gif"))
     assert dream.returncode == 0, dream.stderr

@@ -11,6 +11,13 @@ RIGHT survived 981 steps in the dream, 157 in the game). Each round therefore:
        afresh with `iterate.warm_start: false`);
     5. scores the new C over `iterate.eval_episodes` real episodes, the same seeds every round.
 
+With `iterate.siblings` K > 1, steps 3-5 run K times from the same M on the same data, each sibling
+with its own seed (M's data order and z noise, C's CMA-ES), and the round keeps the sibling whose C scores
+best over the real episodes, with its M (a departure, like `keep: best`: on doom-quick one fine-tune of M
+in six gave a dream that transfers, RESULTS.md session 6). Sibling s lives in `rounds/NN/siblings/s/`
+(its M in `mdnrnn/`, its C, `sibling.json`); the winner's C and M are copied to `rounds/NN/` and become
+the run's M. Sibling 0 keeps the run's seed, so it is the round that K = 1 would have trained.
+
 Collection always uses the latest controller, so that its mistakes enter M's data. The run ends with the
 last round's controller, or with `iterate.keep: best` the best-scoring of the first pass (scored before
 round 1 into `rounds/00/round.json`) and all rounds. Each controller runs with the M it was trained with:
@@ -23,13 +30,14 @@ numbering of `episodes/`. Every step is resumable, and a finished round is skipp
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from worldmodels.artifacts import CONTROLLER_DIR, mdnrnn_checkpoint
+from worldmodels.artifacts import CHECKPOINT, CONTROLLER_DIR, MDNRNN_DIR, mdnrnn_checkpoint
 from worldmodels.checkpoint import atomic_write_bytes, atomic_write_text, load_checkpoint
 from worldmodels.config import Config
 from worldmodels.data.episodes import list_episodes, read_arrays
@@ -37,6 +45,7 @@ from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_seed
 
 ROUNDS_DIR, ROUND_FILE, M_SNAPSHOT = "rounds", "round.json", "mdnrnn.pt"
+SIBLINGS_DIR, SIBLING_FILE, M_START = "siblings", "sibling.json", "mdnrnn-start.pt"
 
 
 def round_dir(run_dir: Path, index: int) -> Path:
@@ -79,19 +88,66 @@ def snapshot_mdnrnn(run_dir: Path, index: int) -> None:
     atomic_write_bytes(round_controller(run_dir, index) / M_SNAPSHOT, mdnrnn_checkpoint(run_dir).read_bytes())
 
 
-def real_score(rt: Runtime, params: np.ndarray) -> dict[str, Any]:
-    """A controller's real score over iterate.eval_episodes episodes, the same seeds for every round."""
+def real_score(rt: Runtime, params: np.ndarray, mdnrnn_path: Path | None = None) -> dict[str, Any]:
+    """A controller's real score over iterate.eval_episodes episodes, the same seeds for every round (and
+    sibling), with M at `mdnrnn_path` (default: the run's)."""
     from worldmodels.stages.evaluate import score
 
     seeds = [derive_seed(rt.config.seed, "round-evaluation", i) for i in range(rt.config.iterate.eval_episodes)]
-    real = score(rt, params, seeds)
+    real = score(rt, params, seeds, mdnrnn_path)
     return {"real_mean": float(real.mean()), "real_std": float(real.std()), "real_episodes": len(real)}
 
 
-def load_params(run_dir: Path, index: int) -> np.ndarray:
+def load_params(run_dir: Path, index: int, directory: Path | None = None) -> np.ndarray:
+    """Round `index`'s controller (or the one in `directory`, a sibling's)."""
     from worldmodels.stages.train_controller import BEST
 
-    return read_arrays(round_controller(run_dir, index) / BEST, ("params",))["params"]
+    return read_arrays((directory or round_controller(run_dir, index)) / BEST, ("params",))["params"]
+
+
+def train_siblings(rt: Runtime, index: int, episodes: int, epochs: int, start: dict[str, Any]
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Steps 3-5 of round `index` for each of iterate.siblings sibling Ms; the best one by real score becomes
+    the round's C and the run's M. Returns (C's best dream evaluation, the round's real score and siblings)."""
+    from worldmodels.stages import train_controller, train_mdnrnn
+
+    cfg, out, count = rt.config, round_dir(rt.run_dir, index), rt.config.iterate.siblings
+    start_m = out / M_START  # the round's starting M, kept before the run's M becomes the winner's
+    if not start_m.is_file():
+        atomic_write_bytes(start_m, mdnrnn_checkpoint(rt.run_dir).read_bytes())
+    results = []
+    for s in range(count):
+        sibling = out / SIBLINGS_DIR / str(s)
+        if (sibling / SIBLING_FILE).is_file():
+            results.append(json.loads((sibling / SIBLING_FILE).read_text()))
+            continue
+        print(f"iterate: round {index}, sibling {s + 1} of {count}", flush=True)
+        m_path = sibling / MDNRNN_DIR / CHECKPOINT
+        if not m_path.is_file():
+            atomic_write_bytes(m_path, start_m.read_bytes())
+        seed = cfg.seed if s == 0 else derive_seed(cfg.seed, "sibling", index, s)
+        sibling_rt = dataclasses.replace(rt, config=dataclasses.replace(cfg, seed=seed))
+        train_mdnrnn.run(sibling_rt, episodes=episodes, epochs=epochs, path=m_path)
+        best = train_controller.run(sibling_rt, round_index=index, out=sibling, generations=cfg.iterate.generations,
+                                    mdnrnn_path=m_path, **start)
+        result = {"sibling": s, "seed": seed, "dream_mean": best["score"], "dream_std": best["std"],
+                  **real_score(rt, load_params(rt.run_dir, index, sibling), m_path)}
+        atomic_write_text(sibling / SIBLING_FILE, json.dumps(result, indent=2))
+        results.append(result)
+        print(f"iterate: round {index}, sibling {s + 1}: dream {best['score']:.0f} ± {best['std']:.0f}, "
+              f"real {result['real_mean']:.0f} ± {result['real_std']:.0f}", flush=True)
+
+    winner = max(results, key=lambda r: r["real_mean"])
+    chosen = out / SIBLINGS_DIR / str(winner["sibling"])
+    for name in (train_controller.BEST, train_controller.ES_CHECKPOINT, "metrics.jsonl", "fitness.png"):
+        if (chosen / name).is_file():
+            atomic_write_bytes(out / name, (chosen / name).read_bytes())
+    m_bytes = (chosen / MDNRNN_DIR / CHECKPOINT).read_bytes()
+    atomic_write_bytes(out / M_SNAPSHOT, m_bytes)
+    atomic_write_bytes(mdnrnn_checkpoint(rt.run_dir), m_bytes)  # later rounds fine-tune the winner
+    best = {"score": winner["dream_mean"], "std": winner["dream_std"]}
+    real = {k: winner[k] for k in ("real_mean", "real_std", "real_episodes")}
+    return best, {**real, "sibling": winner["sibling"], "siblings": results}
 
 
 def run(rt: Runtime) -> None:
@@ -122,15 +178,18 @@ def run(rt: Runtime) -> None:
         if it.vae_epochs:
             train_vae.run(rt, episodes, epochs=cfg.vae.epochs + index * it.vae_epochs)
         encode.run(rt, episodes)
-        train_mdnrnn.run(rt, episodes=total, epochs=cfg.mdnrnn.epochs + index * it.mdnrnn_epochs)
+        epochs = cfg.mdnrnn.epochs + index * it.mdnrnn_epochs
         if it.warm_start:
             start = {"x0": params.astype(np.float64), "sigma0": it.sigma0}
         else:
             start = {"x0": None, "sigma0": cfg.controller.sigma0}
-        best = train_controller.run(rt, round_index=index, out=out, generations=it.generations, **start)
-        snapshot_mdnrnn(rt.run_dir, index)
-
-        real = real_score(rt, load_params(rt.run_dir, index))
+        if it.siblings > 1:
+            best, real = train_siblings(rt, index, total, epochs, start)
+        else:
+            train_mdnrnn.run(rt, episodes=total, epochs=epochs)
+            best = train_controller.run(rt, round_index=index, out=out, generations=it.generations, **start)
+            snapshot_mdnrnn(rt.run_dir, index)
+            real = real_score(rt, load_params(rt.run_dir, index))
         state = {"complete": True, "episodes": total, "dream_mean": best["score"], "dream_std": best["std"], **real}
         atomic_write_text(out / ROUND_FILE, json.dumps(state, indent=2))
         print(f"iterate: round {index}: dream {best['score']:.0f} ± {best['std']:.0f}, "
@@ -154,5 +213,7 @@ def status(run_dir: Path, config: Config) -> dict[str, Any]:
     for i, r in enumerate(finished, start=1):
         info[f"round_{i}"] = (f"dream {r['dream_mean']:.0f} ± {r['dream_std']:.0f}, "
                               f"real {r['real_mean']:.0f} ± {r['real_std']:.0f}")
+        if "siblings" in r:
+            info[f"round_{i}"] += f" (sibling {r['sibling']} of {len(r['siblings'])})"
     info["controller"] = str(controller_dir(run_dir, config).relative_to(run_dir))
     return info

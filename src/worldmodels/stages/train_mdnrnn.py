@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldmodels.artifacts import MDNRNN_DIR, SERIES_DIR, load_vae, mdnrnn_checkpoint
+from worldmodels.artifacts import SERIES_DIR, load_vae, mdnrnn_checkpoint
 from worldmodels.checkpoint import load_checkpoint, save_checkpoint
 from worldmodels.config import Config
 from worldmodels.data.episodes import episode_path, list_episodes, read_episode
@@ -94,15 +94,17 @@ def train_step(model: MDNRNN, batch: Sequences, state, generator: torch.Generato
     return losses, state
 
 
-def run(rt: Runtime, episodes: int | None = None, epochs: int | None = None) -> None:
+def run(rt: Runtime, episodes: int | None = None, epochs: int | None = None, path: Path | None = None) -> None:
     """Train M to `epochs` (default mdnrnn.epochs) on the first `episodes` series (default: collected ones).
 
     Iterative training calls this again with more episodes and more epochs: M is then fine-tuned from its
-    checkpoint on all the data.
+    checkpoint on all the data; `path` is another checkpoint than the run's (a round's sibling M), whose
+    metrics and pictures go beside it.
     """
     cfg, m = rt.config, rt.config.mdnrnn
     target = epochs or m.epochs
-    out, path = rt.run_dir / MDNRNN_DIR, mdnrnn_checkpoint(rt.run_dir)
+    path = path or mdnrnn_checkpoint(rt.run_dir)
+    out = path.parent
     paths = require_series(rt, episodes)
     lengths = series_lengths(paths)
     device = rt.torch_device
