@@ -7,7 +7,8 @@
     mdnrnn/checkpoint.pt             train-mdnrnn: M (+ metrics.jsonl, loss.png, open_loop.png)
     controller/es.pt, best.npz       train-controller: the CMA-ES state and the best C (+ fitness.png)
     rounds/NN/                       iterative training: round NN's C, and mdnrnn.pt, the M it was trained
-                                     with (controller/mdnrnn.pt: the first pass's), which its agent loads
+                                     with (controller/mdnrnn.pt: the first pass's), which its agent loads;
+                                     siblings/S/ (mdnrnn/, C, sibling.json) with iterate.siblings > 1
     eval.json                        evaluate: returns over real episodes
 """
 

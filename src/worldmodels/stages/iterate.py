@@ -7,8 +7,8 @@ RIGHT survived 981 steps in the dream, 157 in the game). Each round therefore:
     1. collects `iterate.episodes` episodes with the current controller plus random exploration;
     2. fine-tunes V (if iterate.vae_epochs > 0, then re-encodes everything) and encodes the new episodes;
     3. fine-tunes M on all the data for `iterate.mdnrnn_epochs` more epochs;
-    4. retrains C in the dream for `iterate.generations`, warm-started from the last round's best (or
-       afresh with `iterate.warm_start: false`);
+    4. retrains C in the dream for `iterate.generations` (at `iterate.temperature` if set), warm-started
+       from the last round's best (or afresh with `iterate.warm_start: false`);
     5. scores the new C over `iterate.eval_episodes` real episodes, the same seeds every round.
 
 With `iterate.siblings` K > 1, steps 3-5 run K times from the same M on the same data, each sibling
@@ -105,6 +105,15 @@ def load_params(run_dir: Path, index: int, directory: Path | None = None) -> np.
     return read_arrays((directory or round_controller(run_dir, index)) / BEST, ("params",))["params"]
 
 
+def round_runtime(rt: Runtime, seed: int | None = None) -> Runtime:
+    """The runtime a round's M and C train with: the run's, at iterate.temperature and with `seed`."""
+    cfg = rt.config
+    tau = cfg.iterate.temperature or cfg.controller.temperature
+    config = dataclasses.replace(cfg, seed=cfg.seed if seed is None else seed,
+                                 controller=dataclasses.replace(cfg.controller, temperature=tau))
+    return dataclasses.replace(rt, config=config)
+
+
 def train_siblings(rt: Runtime, index: int, episodes: int, epochs: int, start: dict[str, Any]
                    ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Steps 3-5 of round `index` for each of iterate.siblings sibling Ms; the best one by real score becomes
@@ -126,7 +135,7 @@ def train_siblings(rt: Runtime, index: int, episodes: int, epochs: int, start: d
         if not m_path.is_file():
             atomic_write_bytes(m_path, start_m.read_bytes())
         seed = cfg.seed if s == 0 else derive_seed(cfg.seed, "sibling", index, s)
-        sibling_rt = dataclasses.replace(rt, config=dataclasses.replace(cfg, seed=seed))
+        sibling_rt = round_runtime(rt, seed)
         train_mdnrnn.run(sibling_rt, episodes=episodes, epochs=epochs, path=m_path)
         best = train_controller.run(sibling_rt, round_index=index, out=sibling, generations=cfg.iterate.generations,
                                     mdnrnn_path=m_path, **start)
@@ -187,7 +196,8 @@ def run(rt: Runtime) -> None:
             best, real = train_siblings(rt, index, total, epochs, start)
         else:
             train_mdnrnn.run(rt, episodes=total, epochs=epochs)
-            best = train_controller.run(rt, round_index=index, out=out, generations=it.generations, **start)
+            best = train_controller.run(round_runtime(rt), round_index=index, out=out, generations=it.generations,
+                                        **start)
             snapshot_mdnrnn(rt.run_dir, index)
             real = real_score(rt, load_params(rt.run_dir, index))
         state = {"complete": True, "episodes": total, "dream_mean": best["score"], "dream_std": best["std"], **real}
