@@ -273,7 +273,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             # lets always LEFT survive; neither warm starts, long holds nor a dream ensemble with round 1's M
             # stopped C from finding that: RESULTS.md, sessions 5-6): the time goes to the siblings. At tau 1.15
             # all four of attempt 10's siblings failed (216.1); at tau 1.5 the C on the first one's M scored 643
-            # over the 30 round episodes instead of 226 (RESULTS.md, session 7), hence the rounds' tau of 1.5
+            # over the 30 round episodes instead of 226, hence the rounds' tau of 1.5 (attempt 11: 550.0 / 557.1 in
+            # 45 min, its other three siblings still broken; RESULTS.md, session 7)
             "iterate": {"rounds": 1, "episodes": 150, "mdnrnn_epochs": 5, "generations": 20, "siblings": 4,
                         "temperature": 1.5, "warm_start": False, "keep": "best", "eval_episodes": 30},
         },
