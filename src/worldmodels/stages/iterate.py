@@ -13,8 +13,8 @@ RIGHT survived 981 steps in the dream, 157 in the game). Each round therefore:
 
 With `iterate.siblings` K > 1, steps 3-5 run K times from the same M on the same data, each sibling
 with its own seed (M's data order and z noise, C's CMA-ES), and the round keeps the sibling whose C scores
-best over the real episodes, with its M (a departure, like `keep: best`: on doom-quick one fine-tune of M
-in six gave a dream that transfers, RESULTS.md session 6). Sibling s lives in `rounds/NN/siblings/s/`
+best over the real episodes, with its M (a departure, like `keep: best`: on doom-quick two fine-tunes of M
+in ten gave a dream that transfers, RESULTS.md sessions 6-7). Sibling s lives in `rounds/NN/siblings/s/`
 (its M in `mdnrnn/`, its C, `sibling.json`); the winner's C and M are copied to `rounds/NN/` and become
 the run's M. Sibling 0 keeps the run's seed, so it is the round that K = 1 would have trained.
 
@@ -130,7 +130,7 @@ def train_siblings(rt: Runtime, index: int, episodes: int, epochs: int, start: d
         if (sibling / SIBLING_FILE).is_file():
             results.append(json.loads((sibling / SIBLING_FILE).read_text()))
             continue
-        print(f"iterate: round {index}, sibling {s + 1} of {count}", flush=True)
+        print(f"iterate: round {index}, sibling {s} ({s + 1} of {count})", flush=True)
         m_path = sibling / MDNRNN_DIR / CHECKPOINT
         if not m_path.is_file():
             atomic_write_bytes(m_path, start_m.read_bytes())
@@ -143,7 +143,7 @@ def train_siblings(rt: Runtime, index: int, episodes: int, epochs: int, start: d
                   **real_score(rt, load_params(rt.run_dir, index, sibling), m_path)}
         atomic_write_text(sibling / SIBLING_FILE, json.dumps(result, indent=2))
         results.append(result)
-        print(f"iterate: round {index}, sibling {s + 1}: dream {best['score']:.0f} ± {best['std']:.0f}, "
+        print(f"iterate: round {index}, sibling {s}: dream {best['score']:.0f} ± {best['std']:.0f}, "
               f"real {result['real_mean']:.0f} ± {result['real_std']:.0f}", flush=True)
 
     winner = max(results, key=lambda r: r["real_mean"])
@@ -224,6 +224,6 @@ def status(run_dir: Path, config: Config) -> dict[str, Any]:
         info[f"round_{i}"] = (f"dream {r['dream_mean']:.0f} ± {r['dream_std']:.0f}, "
                               f"real {r['real_mean']:.0f} ± {r['real_std']:.0f}")
         if "siblings" in r:
-            info[f"round_{i}"] += f" (sibling {r['sibling']} of {len(r['siblings'])})"
+            info[f"round_{i}"] += f" (siblings/{r['sibling']} of {len(r['siblings'])})"
     info["controller"] = str(controller_dir(run_dir, config).relative_to(run_dir))
     return info
