@@ -114,11 +114,24 @@ def round_runtime(rt: Runtime, seed: int | None = None) -> Runtime:
     return dataclasses.replace(rt, config=config)
 
 
-def train_siblings(rt: Runtime, index: int, episodes: int, epochs: int, start: dict[str, Any]
-                   ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Steps 3-5 of round `index` for each of iterate.siblings sibling Ms; the best one by real score becomes
-    the round's C and the run's M. Returns (C's best dream evaluation, the round's real score and siblings)."""
+def train_m_and_c(rt: Runtime, index: int, out: Path, m_path: Path, seed: int | None, episodes: int, epochs: int,
+                  start: dict[str, Any]) -> dict[str, Any]:
+    """Steps 3-5 of round `index` with `seed`: M at `m_path` fine-tuned to `epochs` on the first `episodes`, a C
+    trained in its dream into `out`, then scored in the game with that M. Returns the dream and real scores."""
     from worldmodels.stages import train_controller, train_mdnrnn
+
+    trainer = round_runtime(rt, seed)
+    train_mdnrnn.run(trainer, episodes=episodes, epochs=epochs, path=m_path)
+    best = train_controller.run(trainer, round_index=index, out=out, generations=rt.config.iterate.generations,
+                                mdnrnn_path=m_path, **start)
+    real = real_score(rt, load_params(rt.run_dir, index, out), m_path)  # the run's seeds: the same for all
+    return {"dream_mean": best["score"], "dream_std": best["std"], **real}
+
+
+def train_siblings(rt: Runtime, index: int, episodes: int, epochs: int, start: dict[str, Any]) -> dict[str, Any]:
+    """Steps 3-5 of round `index` for each of iterate.siblings sibling Ms; the best one by real score becomes
+    the round's C and the run's M. Returns the winner's dream and real scores, and every sibling's."""
+    from worldmodels.stages.train_controller import BEST, ES_CHECKPOINT
 
     cfg, out, count = rt.config, round_dir(rt.run_dir, index), rt.config.iterate.siblings
     start_m = out / M_START  # the round's starting M, kept before the run's M becomes the winner's
@@ -135,32 +148,27 @@ def train_siblings(rt: Runtime, index: int, episodes: int, epochs: int, start: d
         if not m_path.is_file():
             atomic_write_bytes(m_path, start_m.read_bytes())
         seed = cfg.seed if s == 0 else derive_seed(cfg.seed, "sibling", index, s)
-        sibling_rt = round_runtime(rt, seed)
-        train_mdnrnn.run(sibling_rt, episodes=episodes, epochs=epochs, path=m_path)
-        best = train_controller.run(sibling_rt, round_index=index, out=sibling, generations=cfg.iterate.generations,
-                                    mdnrnn_path=m_path, **start)
-        result = {"sibling": s, "seed": seed, "dream_mean": best["score"], "dream_std": best["std"],
-                  **real_score(rt, load_params(rt.run_dir, index, sibling), m_path)}
+        scores = train_m_and_c(rt, index, sibling, m_path, seed, episodes, epochs, start)
+        result = {"sibling": s, "seed": seed, **scores}
         atomic_write_text(sibling / SIBLING_FILE, json.dumps(result, indent=2))
         results.append(result)
-        print(f"iterate: round {index}, sibling {s}: dream {best['score']:.0f} ± {best['std']:.0f}, "
+        print(f"iterate: round {index}, sibling {s}: dream {result['dream_mean']:.0f} ± {result['dream_std']:.0f}, "
               f"real {result['real_mean']:.0f} ± {result['real_std']:.0f}", flush=True)
 
     winner = max(results, key=lambda r: r["real_mean"])
     chosen = out / SIBLINGS_DIR / str(winner["sibling"])
-    for name in (train_controller.BEST, train_controller.ES_CHECKPOINT, "metrics.jsonl", "fitness.png"):
+    for name in (BEST, ES_CHECKPOINT, "metrics.jsonl", "fitness.png"):
         if (chosen / name).is_file():
             atomic_write_bytes(out / name, (chosen / name).read_bytes())
     m_bytes = (chosen / MDNRNN_DIR / CHECKPOINT).read_bytes()
     atomic_write_bytes(out / M_SNAPSHOT, m_bytes)
     atomic_write_bytes(mdnrnn_checkpoint(rt.run_dir), m_bytes)  # later rounds fine-tune the winner
-    best = {"score": winner["dream_mean"], "std": winner["dream_std"]}
-    real = {k: winner[k] for k in ("real_mean", "real_std", "real_episodes")}
-    return best, {**real, "sibling": winner["sibling"], "siblings": results}
+    scores = {k: winner[k] for k in ("dream_mean", "dream_std", "real_mean", "real_std", "real_episodes")}
+    return {**scores, "sibling": winner["sibling"], "siblings": results}
 
 
 def run(rt: Runtime) -> None:
-    from worldmodels.stages import collect, encode, train_controller, train_mdnrnn, train_vae
+    from worldmodels.stages import collect, encode, train_vae
 
     cfg, it = rt.config, rt.config.iterate
     if not (round_controller(rt.run_dir, 0) / M_SNAPSHOT).is_file():
@@ -193,17 +201,14 @@ def run(rt: Runtime) -> None:
         else:
             start = {"x0": None, "sigma0": cfg.controller.sigma0}
         if it.siblings > 1:
-            best, real = train_siblings(rt, index, total, epochs, start)
+            scores = train_siblings(rt, index, total, epochs, start)
         else:
-            train_mdnrnn.run(rt, episodes=total, epochs=epochs)
-            best = train_controller.run(round_runtime(rt), round_index=index, out=out, generations=it.generations,
-                                        **start)
+            scores = train_m_and_c(rt, index, out, mdnrnn_checkpoint(rt.run_dir), None, total, epochs, start)
             snapshot_mdnrnn(rt.run_dir, index)
-            real = real_score(rt, load_params(rt.run_dir, index))
-        state = {"complete": True, "episodes": total, "dream_mean": best["score"], "dream_std": best["std"], **real}
+        state = {"complete": True, "episodes": total, **scores}
         atomic_write_text(out / ROUND_FILE, json.dumps(state, indent=2))
-        print(f"iterate: round {index}: dream {best['score']:.0f} ± {best['std']:.0f}, "
-              f"real {real['real_mean']:.0f} ± {real['real_std']:.0f} over {real['real_episodes']} episodes")
+        print(f"iterate: round {index}: dream {state['dream_mean']:.0f} ± {state['dream_std']:.0f}, real "
+              f"{state['real_mean']:.0f} ± {state['real_std']:.0f} over {state['real_episodes']} episodes")
     if it.keep == "best":
         print(f"iterate: keeping {controller_dir(rt.run_dir, cfg).relative_to(rt.run_dir)} (best real score)")
 
