@@ -114,6 +114,27 @@ def test_cmaes_in_the_dream_improves_mean_return():
     assert np.mean(means[-3:]) > np.mean(means[:3]) + 10, means
 
 
+def test_train_controller_stops_where_the_population_survives_too_long(tmp_path, capsys):
+    """stop_fitness (iterate.abandon): the first generation whose mean fitness reaches it is the last; the
+    distribution mean is still evaluated into best.npz, and a rerun finds the training complete."""
+    from worldmodels.config import load_run_config
+    from worldmodels.runtime import Runtime
+    from worldmodels.stages import train_controller
+
+    run_dir = make_dream_run(tmp_path / "run", ["controller.generations=8", "controller.eval_every=4"])
+    rt = Runtime(run_dir, load_run_config(run_dir), device="cpu", quiet=True)
+    never = train_controller.run(rt, out=tmp_path / "never", stop_fitness=1e9)
+    assert never["generations"] == 8
+    first = read_metrics(tmp_path / "never" / "metrics.jsonl")[0]["fitness/mean"]
+    stopped = train_controller.run(rt, out=tmp_path / "stopped", stop_fitness=first)  # same seeds: stops at 1
+    assert stopped["generations"] == 1 and stopped["generation"] == 1
+    rows = read_metrics(tmp_path / "stopped" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1] and "eval/mean" in rows[0]
+    assert (tmp_path / "stopped" / "best.npz").is_file()
+    assert "stopped at generation 1" in capsys.readouterr().out
+    assert train_controller.run(rt, out=tmp_path / "stopped", stop_fitness=first)["generations"] == 1
+
+
 def test_train_controller_resumes_after_sigkill(tmp_path):
     run_dir = make_dream_run(tmp_path / "run", ["controller.generations=40", "controller.eval_every=10",
                                                  "controller.max_steps=300", "controller.rollouts=8"])

@@ -120,12 +120,14 @@ def train_m_and_c(rt: Runtime, index: int, out: Path, m_path: Path, seed: int | 
     trained in its dream into `out`, then scored in the game with that M. Returns the dream and real scores."""
     from worldmodels.stages import train_controller, train_mdnrnn
 
+    it = rt.config.iterate
     trainer = round_runtime(rt, seed)
     train_mdnrnn.run(trainer, episodes=episodes, epochs=epochs, path=m_path)
-    best = train_controller.run(trainer, round_index=index, out=out, generations=rt.config.iterate.generations,
-                                mdnrnn_path=m_path, **start)
+    stop = it.abandon * rt.config.controller.max_steps if it.abandon else None
+    best = train_controller.run(trainer, round_index=index, out=out, generations=it.generations,
+                                mdnrnn_path=m_path, stop_fitness=stop, **start)
     real = real_score(rt, load_params(rt.run_dir, index, out), m_path)  # the run's seeds: the same for all
-    return {"dream_mean": best["score"], "dream_std": best["std"], **real}
+    return {"dream_mean": best["score"], "dream_std": best["std"], "generations": best["generations"], **real}
 
 
 def train_siblings(rt: Runtime, index: int, episodes: int, epochs: int, start: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +155,7 @@ def train_siblings(rt: Runtime, index: int, episodes: int, epochs: int, start: d
         atomic_write_text(sibling / SIBLING_FILE, json.dumps(result, indent=2))
         results.append(result)
         print(f"iterate: round {index}, sibling {s}: dream {result['dream_mean']:.0f} ± {result['dream_std']:.0f}, "
-              f"real {result['real_mean']:.0f} ± {result['real_std']:.0f}", flush=True)
+              f"real {result['real_mean']:.0f} ± {result['real_std']:.0f} (C: {result['generations']} generations)", flush=True)
 
     winner = max(results, key=lambda r: r["real_mean"])
     chosen = out / SIBLINGS_DIR / str(winner["sibling"])

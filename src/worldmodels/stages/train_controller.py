@@ -91,13 +91,15 @@ def make_scorer(rt: Runtime, spec: ControllerSpec, mdnrnn_path: Path | None = No
 
 
 def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations: int | None = None,
-        x0: np.ndarray | None = None, sigma0: float | None = None, mdnrnn_path: Path | None = None
-        ) -> dict[str, Any]:
-    """Train C; returns the best {score, std, generation} of the distribution mean's evaluations.
+        x0: np.ndarray | None = None, sigma0: float | None = None, mdnrnn_path: Path | None = None,
+        stop_fitness: float | None = None) -> dict[str, Any]:
+    """Train C; returns the best {score, std, generation} of the distribution mean's evaluations and the
+    number of generations run.
 
     Iterative training calls it for round r >= 1 with the round's directory, budget and a warm start `x0`;
     the round also picks fresh rollout seeds. `mdnrnn_path`: another M than the run's (the temperature table
-    trains on the M of the run's controller).
+    trains on the M of the run's controller). `stop_fitness`: end early, as if the budget were spent, after
+    the first generation whose mean fitness over all candidates reaches it (iterate.abandon).
     """
     cfg, c = rt.config, rt.config.controller
     out = out or rt.run_dir / CONTROLLER_DIR
@@ -111,7 +113,7 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
         state = load_checkpoint(path, "es")
         if state["complete"]:
             print(f"train-controller: done ({state['es']['generation']} generations) in {path}")
-            return state["best"]
+            return {**state["best"], "generations": state["es"]["generation"]}
         es, best = CMAES.from_state_dict(state["es"]), state["best"]
         print(f"train-controller: resuming at generation {es.generation}")
     else:
@@ -132,11 +134,12 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
             fitness = returns.mean(axis=1)  # the original's batch_mode='mean'
             es.tell(candidates, fitness)
             generation = es.generation
+            stopped = stop_fitness is not None and fitness.mean() >= stop_fitness
             row: dict[str, Any] = {
                 "fitness/best": float(fitness.max()), "fitness/mean": float(fitness.mean()),
                 "fitness/worst": float(fitness.min()), "charts/sigma": es.sigma,
             }
-            if generation % c.eval_every == 0 or generation == total:
+            if generation % c.eval_every == 0 or generation == total or stopped:
                 scores = scorer(es.mean[None], eval_seeds[None])[0]
                 row.update({"eval/mean": float(scores.mean()), "eval/std": float(scores.std())})
                 if scores.mean() > best["score"]:
@@ -146,12 +149,16 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
             row["charts/seconds"] = time.perf_counter() - tic
             log.log(generation, **row)
             save_checkpoint(path, "es", {"es": es.state_dict(), "best": best,
-                                         "complete": generation >= total, "num_params": spec.num_params})
+                                         "complete": generation >= total or stopped, "num_params": spec.num_params})
             evaluated = f"  eval {row['eval/mean']:.1f} ± {row['eval/std']:.1f}" if "eval/mean" in row else ""
             if not rt.quiet:
                 print(f"generation {generation:>4}/{total}  best {row['fitness/best']:8.1f}  "
                       f"mean {row['fitness/mean']:8.1f}  worst {row['fitness/worst']:8.1f}  "
                       f"{row['charts/seconds']:6.1f} s{evaluated}", flush=True)
+            if stopped:
+                print(f"train-controller: stopped at generation {generation}: the population's mean fitness "
+                      f"{fitness.mean():.0f} reached {stop_fitness:.0f}", flush=True)
+                break
     finally:
         scorer.close()
 
@@ -160,7 +167,7 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
                  ["fitness/best", "fitness/mean", "fitness/worst", "eval/mean"], f"C: CMA-ES in the {c.where}")
     print(f"train-controller: done; best mean {best['score']:.1f} ± {best['std']:.1f} "
           f"(generation {best['generation']}) in {out / BEST}")
-    return best
+    return {**best, "generations": es.generation}
 
 
 def load_best(run_dir: Path) -> tuple[np.ndarray, dict[str, Any]]:
