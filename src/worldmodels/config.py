@@ -253,7 +253,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "episodes (a quarter with long holds), V 1 epoch at lr 1e-3, M 25 epochs of 32 x 100-frame chunks (both "
         "in bf16 mixed precision), C on [z, h] 20 generations of 64 x 8 in the dream (bf16), then 1 round of "
         "iterative training (150 agent episodes at exploration 0.3; 4 sibling fine-tunes of M, +5 epochs each, a "
-        "fresh C of 20 generations on each, in the dream at tau 1.6, stopped where the population survives 75% of "
+        "fresh C of 20 generations on each, in the dream at tau 1.5, stopped where the population survives 75% of "
         "the cap), keeping the controller with the best real score over 30 episodes.",
         "base": "doom",
         "overrides": {
@@ -286,10 +286,12 @@ PRESETS: dict[str, dict[str, Any]] = {
             # first C never does: the first sibling's C went from 643 to 827 over the 30 round episodes (attempt
             # 12: 806.3 / 749.5 in 54 min). Three siblings of 30 generations instead of four of 20 scored less
             # (attempt 13: 767.5 / 727.9; RESULTS.md, session 8). 200 round episodes and five siblings drew one good
-            # M in five and scored less (attempt 14: 778.5 / 707.5; session 9). A round's C stops where its whole population survives 75% of the
-            # cap: a lenient dream, whose C scores 195 and costs ~6 min at the cap (two of attempt 12's siblings)
+            # M in five and scored less (attempt 14: 778.5 / 707.5; session 9); so did the rounds' C at tau 1.6
+            # (attempt 15: 750.8 / 681.9). A round's C stops where its whole population survives 75% of the cap: a
+            # lenient dream, whose C scores 195 and costs ~6 min at the cap (two of attempt 12's siblings; attempt
+            # 15's two stopped at generations 8 and 18)
             "iterate": {"rounds": 1, "episodes": 150, "exploration": 0.3, "mdnrnn_epochs": 5, "generations": 20,
-                        "abandon": 0.75, "siblings": 4, "temperature": 1.6, "warm_start": False, "keep": "best",
+                        "abandon": 0.75, "siblings": 4, "temperature": 1.5, "warm_start": False, "keep": "best",
                         "eval_episodes": 30},
         },
     },

@@ -155,7 +155,8 @@ def train_siblings(rt: Runtime, index: int, episodes: int, epochs: int, start: d
         atomic_write_text(sibling / SIBLING_FILE, json.dumps(result, indent=2))
         results.append(result)
         print(f"iterate: round {index}, sibling {s}: dream {result['dream_mean']:.0f} ± {result['dream_std']:.0f}, "
-              f"real {result['real_mean']:.0f} ± {result['real_std']:.0f} (C: {result['generations']} generations)", flush=True)
+              f"real {result['real_mean']:.0f} ± {result['real_std']:.0f} (C: {result['generations']} generations)",
+              flush=True)
 
     winner = max(results, key=lambda r: r["real_mean"])
     chosen = out / SIBLINGS_DIR / str(winner["sibling"])
