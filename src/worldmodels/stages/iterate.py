@@ -8,7 +8,8 @@ RIGHT survived 981 steps in the dream, 157 in the game). Each round therefore:
     2. fine-tunes V (if iterate.vae_epochs > 0, then re-encodes everything) and encodes the new episodes;
     3. fine-tunes M on all the data for `iterate.mdnrnn_epochs` more epochs;
     4. retrains C in the dream for `iterate.generations` (at `iterate.temperature` if set), warm-started
-       from the last round's best (or afresh with `iterate.warm_start: false`);
+       from the last round's best (or afresh with `iterate.warm_start: false`), stopping early where the
+       whole population survives `iterate.abandon` of the step cap (a lenient dream);
     5. scores the new C over `iterate.eval_episodes` real episodes, the same seeds every round.
 
 With `iterate.siblings` K > 1, steps 3-5 run K times from the same M on the same data, each sibling

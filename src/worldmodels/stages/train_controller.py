@@ -133,10 +133,10 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
             returns = scorer(candidates, paired_seeds(rollout_seed, es.generation, c.population_size, c.rollouts))
             fitness = returns.mean(axis=1)  # the original's batch_mode='mean'
             es.tell(candidates, fitness)
-            generation = es.generation
-            stopped = stop_fitness is not None and fitness.mean() >= stop_fitness
+            generation, mean_fitness = es.generation, float(fitness.mean())
+            stopped = stop_fitness is not None and mean_fitness >= stop_fitness
             row: dict[str, Any] = {
-                "fitness/best": float(fitness.max()), "fitness/mean": float(fitness.mean()),
+                "fitness/best": float(fitness.max()), "fitness/mean": mean_fitness,
                 "fitness/worst": float(fitness.min()), "charts/sigma": es.sigma,
             }
             if generation % c.eval_every == 0 or generation == total or stopped:
@@ -157,7 +157,7 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
                       f"{row['charts/seconds']:6.1f} s{evaluated}", flush=True)
             if stopped:
                 print(f"train-controller: stopped at generation {generation}: the population's mean fitness "
-                      f"{fitness.mean():.0f} reached {stop_fitness:.0f}", flush=True)
+                      f"{mean_fitness:.0f} reached {stop_fitness:.0f}", flush=True)
                 break
     finally:
         scorer.close()
