@@ -10,6 +10,8 @@ import time
 import numpy as np
 import pytest
 
+from worldmodels.config import resolve
+
 pytestmark = [pytest.mark.slow, pytest.mark.realenv]
 
 
@@ -47,7 +49,7 @@ def test_iterative_training_dream_video_and_evaluate_video(tmp_path):
     run_dir = tmp_path / "doom"
     rounds = ["--set", "iterate.rounds=1", "--set", "iterate.episodes=2", "--set", "iterate.generations=1",
               "--set", "iterate.mdnrnn_epochs=1", "--set", "iterate.eval_episodes=2", "--set", "iterate.siblings=2",
-              "--set", "iterate.temperature=1.3",
+              "--set", "iterate.temperature=1.3", "--set", "iterate.rollouts=3",
               "--set", "iterate.warm_start=false", "--set", "iterate.keep=best", "--set", "collect.long_holds=0.5"]
     result = worldmodels("run", "--preset", "doom-smoke", "--run-dir", str(run_dir), "--quiet", "--workers", "2",
                          "--set", "controller.generations=1", "--set", "controller.eval_every=1", *rounds)
@@ -75,7 +77,9 @@ def test_iterative_training_dream_video_and_evaluate_video(tmp_path):
     winner = round_1 / "siblings" / str(state["sibling"])
     assert (round_1 / "best.npz").read_bytes() == (winner / "best.npz").read_bytes()
     meta = [json.loads(str(np.load(run_dir / d / "best.npz")["meta"])) for d in ("controller", "rounds/01")]
-    assert [m["temperature"] for m in meta] == [1.15, 1.3]  # the round's C trained at iterate.temperature
+    # the round's C trained at iterate.temperature, with iterate.rollouts per candidate
+    assert [(m["temperature"], m["rollouts"]) for m in meta] == [(1.15, resolve("doom-smoke").controller.rollouts),
+                                                                 (1.3, 3)]
     m_bytes = [(round_1 / "siblings" / s / "mdnrnn" / "checkpoint.pt").read_bytes() for s in ("0", "1")]
     assert m_bytes[0] != m_bytes[1]  # each sibling's own data order and z noise
     assert (round_1 / "mdnrnn.pt").read_bytes() == (run_dir / "mdnrnn" / "checkpoint.pt").read_bytes() \

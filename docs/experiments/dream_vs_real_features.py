@@ -13,7 +13,7 @@ from worldmodels import rollout
 from worldmodels.config import load_run_config
 from worldmodels.data.episodes import read_arrays
 from worldmodels.envs import make_env
-from worldmodels.envs.dream import DreamBatch, DreamWorld, _agent_actions
+from worldmodels.envs.dream import DreamBatch, DreamWorld, agent_actions
 from worldmodels.stages.train_controller import controller_spec
 
 if __name__ == "__main__":
@@ -43,14 +43,14 @@ if __name__ == "__main__":
     for _ in range(400):
         f = batch.features(spec)
         dream.append(f[batch.alive].clone())
-        batch.step(_agent_actions(spec, weights.expand(64, -1), f))
+        batch.step(agent_actions(spec, weights.expand(64, -1), f))
         if not batch.alive.any():
             break
     dream = torch.cat(dream).float()
 
     print(f"real episode lengths {lengths}; dream mean {batch.returns.mean().item():.0f} (64 agents, <= 400 steps)")
     for name, f in (("real", real), ("dream", dream)):
-        a = _agent_actions(spec, weights.expand(len(f), -1), f).squeeze(-1)
+        a = agent_actions(spec, weights.expand(len(f), -1), f).squeeze(-1)
         print(f"{name}: tanh output mean {a.mean():.3f} std {a.std():.3f}; LEFT {(a < -1 / 3).float().mean():.2f}, "
               f"RIGHT {(a > 1 / 3).float().mean():.2f} of steps")
     Z = cfg.vae.latent_dim

@@ -8,8 +8,8 @@ Everything is measured in one run at the paper's sizes (Doom: z 64, LSTM 512; Ca
    and whether bf16 changes the outcome (returns of a generation with deaths, fp32 vs bf16, same seeds);
 3. V training (forward, loss, backward, Adam) at batch 100;
 4. M training: the whole train-mdnrnn loop, data streamed from synthetic series files, at both sizes;
-5. real-environment rollouts: the bare environment, the agent (V + M + C every step) on one worker, and
-   1 and 2 workers of the process pool;
+5. real-environment rollouts: the bare environment, the agent (V + M + C every step) on one worker with one
+   env and with 8 in lockstep (what rollout workers run), and 1 and 2 workers of the process pool;
 6. peak memory (VmHWM, the peak RSS, of a subprocess) of V training and of collection at two dataset sizes.
 
 The dream's models are fresh, untrained ones: speed does not depend on the weights, and for the timed
@@ -35,8 +35,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from worldmodels.runtime import Runtime
+
 DOOM = {"name": "doom", "latent": 64, "hidden": 512, "action": 1, "mode": "zch"}
 CARRACING = {"name": "carracing", "latent": 32, "hidden": 256, "action": 3, "mode": "zh"}
+LOCKSTEP_ENVS = Runtime.envs  # real environments per worker: the CLI's default --envs
 
 
 class Table:
@@ -369,38 +372,43 @@ def time_bare_env(name: str, steps: int) -> float:
     return steps / seconds
 
 
-def time_agent(run_dir: Path, name: str, steps: int) -> float:
-    """Steps per second of `Agent.run_episode` (V + M + C every step) in the real env, one thread."""
+def time_agent(run_dir: Path, name: str, steps: int, envs: int = 1) -> float:
+    """Steps per second of the agent (V + M + C every step) in the real env, one thread, `envs` environments
+    in lockstep (`Agent.run_episodes`, what a rollout worker runs; 1 = one episode at a time)."""
     from worldmodels.envs import make_env
     from worldmodels.rollout import load_agent
 
     agent, config = load_agent(run_dir, "cpu")
-    env = make_env(name)
+    pool = [make_env(name) for _ in range(envs)]
     params = np.random.default_rng(0).normal(0.0, 0.1, agent.spec.num_params).astype(np.float32)
-    agent.run_episode(env, params, 0, 20)  # warm-up
-    done, seed, seconds = 0, 1, 0.0
+    agent.run_episodes(pool, params, list(range(envs)), 20)  # warm-up, and every env made and reset once
+    done, seed, seconds = 0, envs, 0.0
     while done < steps:
+        cap = min(max(1, (steps - done) // envs), pool[0].spec.max_steps)
         tic = time.perf_counter()
-        done += agent.run_episode(env, params, seed, min(steps - done, env.spec.max_steps)).length
+        done += sum(e.length for e in agent.run_episodes(pool, params, list(range(seed, seed + envs)), cap))
         seconds += time.perf_counter() - tic
-        seed += 1
-    env.close()
+        seed += envs
+    for env in pool:
+        env.close()
     return done / seconds
 
 
-def time_pool(run_dir: Path, config: dict, workers: int, tasks: int, episode_steps: int) -> float:
-    """Agent steps per second of `workers` processes of the ProcessPoolExecutor (startup excluded).
-    Episodes are capped at `episode_steps`; Doom's reward is +1 per step survived, so returns count steps."""
+def time_pool(run_dir: Path, config: dict, workers: int, tasks: int, episode_steps: int, envs: int) -> float:
+    """Agent steps per second of `workers` processes of the ProcessPoolExecutor (startup excluded), each task
+    `envs` episodes in lockstep. Episodes are capped at `episode_steps`; Doom's reward is +1 per step survived,
+    so returns count steps."""
     from worldmodels.executors import make_executor
     from worldmodels.rollout import RolloutTask, RolloutWorker
 
-    worker = RolloutWorker(str(run_dir), config, episode_steps)
+    worker = RolloutWorker(str(run_dir), config, episode_steps, envs=envs)
     rng = np.random.default_rng(0)
     params = [rng.normal(0.0, 0.1, 1088).astype(np.float32) for _ in range(tasks)]
     with make_executor("process", worker, workers=workers, task_timeout=600.0) as executor:
-        executor.map([RolloutTask(params[0], (10_000 + i,)) for i in range(workers)])  # start every worker
+        warm_up = tuple(range(10_000, 10_000 + envs))  # start every worker and make its envs
+        executor.map([RolloutTask(params[0], warm_up) for _ in range(workers)])
         tic = time.perf_counter()
-        results = executor.map([RolloutTask(p, (i,)) for i, p in enumerate(params)])
+        results = executor.map([RolloutTask(p, tuple(range(i * envs, (i + 1) * envs))) for i, p in enumerate(params)])
         seconds = time.perf_counter() - tic
     return sum(sum(r) for r in results) / seconds
 
@@ -577,26 +585,32 @@ def main(quick: bool = False, json_path: str | None = None, dream_steps: int | N
     torch.set_num_threads(1)
     try:
         with tempfile.TemporaryDirectory(prefix="wm-bench-") as tmp:
-            for size, steps in ((DOOM, 300 if quick else 3000), (CARRACING, 0 if quick else 600)):
+            for size, steps in ((DOOM, 800 if quick else 4000), (CARRACING, 0 if quick else 800)):
                 if steps == 0:
                     continue
                 name, run_dir = size["name"], Path(tmp) / size["name"]
                 config = make_agent_run(run_dir, size)
                 env_rate = time_bare_env(name, steps)
-                agent_rate = time_agent(run_dir, name, steps)
+                one_rate = time_agent(run_dir, name, steps)
+                agent_rate = time_agent(run_dir, name, steps, LOCKSTEP_ENVS)
                 overhead = env_rate / agent_rate - 1.0
                 out[f"{name}_env_steps_per_s"] = env_rate
+                out[f"{name}_agent_batch1_steps_per_s"] = one_rate
+                out[f"{name}_agent_batch1_overhead_fraction"] = env_rate / one_rate - 1.0
                 out[f"{name}_agent_steps_per_s"] = agent_rate
                 out[f"{name}_agent_overhead_fraction"] = overhead
                 table.add("real env", f"{name} bare environment", env_rate, "steps/s", f"{steps} steps")
-                table.add("real env", f"{name} agent (V + M + C), 1 worker", agent_rate, "steps/s",
-                          f"overhead {overhead:.0%} of the env's own time")
+                table.add("real env", f"{name} agent (V + M + C), 1 worker, 1 env", one_rate, "steps/s",
+                          f"overhead {env_rate / one_rate - 1.0:.0%} of the env's own time")
+                table.add("real env", f"{name} agent, 1 worker, {LOCKSTEP_ENVS} envs in lockstep", agent_rate,
+                          "steps/s", f"overhead {overhead:.0%} of the env's own time (--envs {LOCKSTEP_ENVS})")
                 if name == "doom":
                     tasks = 2 if quick else 8
-                    cap = 200 if quick else 1000
-                    rates = [time_pool(run_dir, config, w, tasks, cap) for w in (1, 2)]
+                    cap = 100 if quick else 500
+                    rates = [time_pool(run_dir, config, w, tasks, cap, LOCKSTEP_ENVS) for w in (1, 2)]
                     out.update(doom_pool_1_steps_per_s=rates[0], doom_pool_2_steps_per_s=rates[1])
-                    table.add("real env", "doom process pool, 1 worker", rates[0], "steps/s", f"{tasks} episodes")
+                    table.add("real env", "doom process pool, 1 worker", rates[0], "steps/s",
+                              f"{tasks} tasks of {LOCKSTEP_ENVS} episodes")
                     table.add("real env", "doom process pool, 2 workers", rates[1], "steps/s",
                               f"scaling {rates[1] / rates[0]:.2f}x")
     finally:

@@ -49,6 +49,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="override a config field, e.g. --set vae.epochs=2 (repeatable)")
     p.add_argument("--seed", type=int, help="base seed of the run (config field `seed`)")
     p.add_argument("--workers", type=int, default=1, help="worker processes for environment rollouts")
+    p.add_argument("--envs", type=int, default=Runtime.envs,
+                   help="real environments per worker, stepped together (the agent's V and M batched)")
     p.add_argument("--device", default="auto", choices=DEVICES, help="torch device for models and the dream")
     p.add_argument("--executor", default="process", choices=EXECUTORS, help="where rollouts run")
     p.add_argument("--ray-address", help="Ray cluster address for --executor ray ('auto' = a running cluster)")
@@ -103,8 +105,9 @@ def make_runtime(args: argparse.Namespace, record: bool = True, free: tuple[str,
     """Resolve the config (preset or run directory's, plus overrides) and, if `record`, save it in the run
     directory (refused when it changes an existing run's config outside the `free` key prefixes without
     --force)."""
-    if args.workers < 1:
-        raise UserError(f"--workers {args.workers}: must be at least 1")
+    for flag, value in (("--workers", args.workers), ("--envs", args.envs)):
+        if value < 1:
+            raise UserError(f"{flag} {value}: must be at least 1")
     if args.ray_address and args.executor != "ray":
         raise UserError("--ray-address needs --executor ray")
     if getattr(args, "episodes", None) is not None:
@@ -117,7 +120,7 @@ def make_runtime(args: argparse.Namespace, record: bool = True, free: tuple[str,
     if not record and not (run_dir / CONFIG_FILE).is_file():
         raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE}): train a run first")
     save_run_config(run_dir, config, force=args.force, write=record, free=free)
-    return Runtime(run_dir=run_dir, config=config, workers=args.workers, device=args.device,
+    return Runtime(run_dir=run_dir, config=config, workers=args.workers, envs=args.envs, device=args.device,
                    executor=args.executor, ray_address=args.ray_address, quiet=args.quiet)
 
 

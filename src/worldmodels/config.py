@@ -165,6 +165,9 @@ class IterateConfig:
         0.0, "Dream temperature tau of the rounds' C training; 0 = controller.temperature (a departure when set: "
         "the paper trains every C at one tau)."
     )
+    rollouts: int = doc(
+        0, "Dream rollouts per CMA-ES candidate of the rounds' C; 0 = controller.rollouts (the paper: 16 for every C)."
+    )
     warm_start: bool = doc(
         True, "Start each round's CMA-ES from the last round's best at iterate.sigma0; False = afresh from x0 = 0 "
         "at controller.sigma0 (a fresh search does not inherit the last round's exploit of M)."
@@ -450,8 +453,8 @@ def validate(config: Config) -> Config:
         "controller.eval_rollouts", "controller.max_steps", "evaluate.episodes", "vae.shuffle_buffer_episodes",
         "iterate.episodes", "iterate.generations", "iterate.eval_episodes", "iterate.siblings",
     ]
-    if config.iterate.rounds < 0 or config.iterate.mdnrnn_epochs < 0 or config.iterate.vae_epochs < 0:
-        raise UserError("iterate.rounds, iterate.mdnrnn_epochs and iterate.vae_epochs must be >= 0")
+    if min(config.iterate.rounds, config.iterate.mdnrnn_epochs, config.iterate.vae_epochs, config.iterate.rollouts) < 0:
+        raise UserError("iterate.rounds, iterate.mdnrnn_epochs, iterate.vae_epochs and iterate.rollouts must be >= 0")
     if config.iterate.temperature < 0:
         raise UserError(f"iterate.temperature={config.iterate.temperature} must be >= 0 (0 = controller.temperature)")
     for key in ("iterate.exploration", "collect.long_holds", "iterate.abandon"):

@@ -139,10 +139,11 @@ class AgentPolicy(Policy):
         self.agent, self.params, self.exploration, self.low, self.high = agent, params, exploration, low, high
 
     def reset(self, rng: np.random.Generator) -> None:
-        from worldmodels.rollout import AgentEpisode
+        from worldmodels.rollout import AgentBatch
 
         self.rng = rng
-        self.episode = AgentEpisode(self.agent, self.params, int(rng.integers(2**31)))
+        self.episode = AgentBatch(self.agent)
+        self.episode.start(0, self.params, int(rng.integers(2**31)))
         self.hold, self.random_action = 0, None
 
     @torch.inference_mode()
@@ -153,4 +154,5 @@ class AgentPolicy(Policy):
         exploring = self.hold > 0
         if exploring:
             self.hold -= 1
-        return self.episode.act(frame, self.random_action if exploring else None).astype(np.float32)
+        override = self.random_action if exploring else None
+        return self.episode.act([0], frame[None], [override])[0].astype(np.float32)

@@ -4,6 +4,10 @@ Per step, as the original (`carracing/model.py` get_action, `doomrnn/doomreal.py
 frame_t -> V -> z_t sampled from (mu, logvar); a_t = C([z_t, (c_t,) h_t]); M advances its state with
 (z_t, a_t) (Doom: the continuous a and the restart flag, before the env step); env.step(a_t).
 Randomness (z sampling) comes from the episode's seed only, so any worker gives the same return.
+
+A worker runs a task's episodes in lockstep on up to `--envs` environments (`AgentBatch`, `Agent.run_episodes`):
+one V encode and one M product per step for all of them, far cheaper per frame than batch 1, computed while
+the other half of the environments steps (BENCHMARKS.md); every episode gets the same return it gets alone.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,7 +24,8 @@ import numpy as np
 import torch
 
 from worldmodels.envs import FrameEnv
-from worldmodels.models.controller import ControllerSpec, controller_actions, controller_features
+from worldmodels.envs.dream import Core, agent_actions, lstm_step, pad_rows, round_up
+from worldmodels.models.controller import ControllerSpec, controller_features
 from worldmodels.models.mdnrnn import MDNRNN
 from worldmodels.models.vae import ConvVAE, tensor_to_frames
 
@@ -40,79 +46,91 @@ _NOISE_BLOCK = 256  # steps of V's sampling noise drawn at once (the same number
 class _FastAgent:
     """The per-step work of `Agent` with everything that does not change during an episode done once.
 
-    V's encoder runs channels-last (the layout the uint8 HWC frame already has, and oneDNN's fast one for
-    batch-1 convolutions), its two heads are one product, M's two gate products are one product over
-    [z, a, (restart), h], and C's parameters are reshaped once per episode.
+    V's encoder runs channels-last (the layout the uint8 HWC frames already have, and oneDNN's fast one), its
+    two heads are one product, and M's two gate products are one product over [z, a, (restart), h] (the
+    dream's `Core` and `lstm_step`, in float32).
     """
 
-    def __init__(self, vae: ConvVAE, mdnrnn: MDNRNN | None, spec: ControllerSpec, device: torch.device) -> None:
+    def __init__(self, vae: ConvVAE, mdnrnn: MDNRNN | None, device: torch.device) -> None:
         self.device = device
         self.encoder = copy.deepcopy(vae.encoder).to(memory_format=torch.channels_last)
         self.w_latent = torch.cat([vae.fc_mu.weight, vae.fc_logvar.weight]).t().contiguous()  # (1024, 2Z)
         self.b_latent = torch.cat([vae.fc_mu.bias, vae.fc_logvar.bias]).detach()
-        self.latent_dim, self.spec = vae.latent_dim, spec
-        if mdnrnn is not None:
-            lstm = mdnrnn.lstm
-            self.w_lstm = torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], dim=1).t().contiguous()  # (in+H, 4H)
-            self.b_lstm = (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach()
+        self.latent_dim = vae.latent_dim
+        self.core = Core(mdnrnn, torch.float32) if mdnrnn is not None else None
 
-    def encode(self, frame: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """(64, 64, 3) uint8 -> mu, logvar (1, Z); the NHWC bytes viewed as NCHW channels-last, no copy."""
-        x = torch.from_numpy(frame).to(self.device).permute(2, 0, 1).unsqueeze(0).to(torch.float32).div_(255.0)
-        features = self.encoder(x).flatten(start_dim=1)  # (1, 1024) in (C, H, W) order, as ConvVAE.encode
-        stats = torch.addmm(self.b_latent, features, self.w_latent)
+    def encode(self, frames: np.ndarray, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, 64, 64, 3) uint8 -> mu, logvar (rows, Z), rows >= n padded with zeros; the NHWC bytes are viewed
+        as NCHW channels-last, no copy. The convolutions give a frame the same bits in any batch (tested)."""
+        x = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+        features = self.encoder(x).flatten(start_dim=1)  # (n, 1024) in (C, H, W) order, as ConvVAE.encode
+        stats = torch.addmm(self.b_latent, pad_rows(features, rows), self.w_latent)
         return stats[:, : self.latent_dim], stats[:, self.latent_dim :]
 
-    def advance(self, z, action, restart, h, c):
-        """M's `advance` for one agent: the state after reading (z_t, a_t, restart_t)."""
-        if restart is not None:
-            if bool(restart[0] > 0.5):
-                h, c = torch.zeros_like(h), torch.zeros_like(c)
-            parts = [z, action, restart.unsqueeze(-1), h]
-        else:
-            parts = [z, action, h]
-        gates = torch.addmm(self.b_lstm, torch.cat(parts, dim=1), self.w_lstm)
-        i, f, g, o = gates.chunk(4, dim=-1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
 
+class AgentBatch:
+    """Up to `capacity` episodes of the agent stepped together, one slot each (lockstep rollouts).
 
-class AgentEpisode:
-    """One episode of the agent, frame by frame: V samples z_t, C acts on [z_t, (c_t,) h_t], M reads (z_t, a_t).
+    A step of the n slots that act is one V encode of their n frames, one product for V's heads, one batched
+    C and one product for M's gates. As in the dream (`envs.dream.ROW_MULTIPLE`), products and elementwise work
+    run on rows padded to a multiple of 16, so a slot's numbers do not depend on how many others share its
+    step: an episode gives the same return alone or in any batch (tests). z's noise comes from each
+    episode's own seed only.
 
-    `act(frame, override)` returns the action to send to the env; with `override` (an exploring collection
-    policy) that action is taken instead of C's, and M advances with the action actually taken, so h stays
-    consistent with what the agent did. z's sampling noise comes from `seed` only.
+    `act(slots, frames, overrides)` returns the actions to send to the envs; a row of `overrides` (an
+    exploring collection policy) replaces C's action, and M advances with the action actually taken, so h
+    stays consistent with what the agent did.
     """
 
-    def __init__(self, agent: Agent, params: np.ndarray, seed: int) -> None:
+    def __init__(self, agent: Agent, capacity: int = 1) -> None:
         self.agent, self.fast = agent, agent.fast()
-        self.params = torch.as_tensor(params, dtype=torch.float32, device=agent.device).reshape(1, -1)
-        self.generator = torch.Generator().manual_seed(int(seed))
-        self.h = self.c = torch.zeros(1, agent.spec.hidden_size, device=agent.device)
-        self.restart = (torch.ones(1, device=agent.device)
-                        if agent.mdnrnn is not None and agent.mdnrnn.restart_input else None)
-        self.noise, self.steps = torch.empty(0, agent.vae.latent_dim), 0
-        self.mu: torch.Tensor | None = None  # V's mean of the last frame (for recordings)
+        spec, device, latent = agent.spec, agent.device, agent.vae.latent_dim
+        self.params = torch.zeros(capacity, spec.num_params, device=device)
+        self.h = torch.zeros(capacity, spec.hidden_size, device=device)
+        self.c = torch.zeros_like(self.h)
+        core = self.fast.core
+        self.restart = torch.zeros(capacity, device=device) if core is not None and core.restart_input else None
+        self.generators: list[torch.Generator | None] = [None] * capacity
+        self.noise = torch.zeros(capacity, _NOISE_BLOCK, latent, device=device)
+        self.steps = [0] * capacity
+        self.mu = torch.zeros(capacity, latent, device=device)  # V's mean of each slot's last frame (recordings)
 
-    def act(self, frame: np.ndarray, override: np.ndarray | None = None) -> np.ndarray:
-        agent, fast = self.agent, self.fast
-        self.mu, logvar = fast.encode(frame)
-        if self.steps % _NOISE_BLOCK == 0:  # torch.randn per step would give these same numbers
-            self.noise = torch.randn((_NOISE_BLOCK, agent.vae.latent_dim), generator=self.generator).to(agent.device)
-        eps = self.noise[self.steps % _NOISE_BLOCK].unsqueeze(0)
-        self.steps += 1
-        z = self.mu + torch.exp(logvar / 2) * eps  # z is sampled, never the mean (SPEC.md gotcha 5)
-        if override is None:
-            features = controller_features(agent.spec, z, self.h, self.c)
-            action = controller_actions(agent.spec, self.params, features[None])[0]  # (1, A)
-        else:
-            action = torch.as_tensor(override, dtype=torch.float32, device=agent.device)[None]
-        if agent.mdnrnn is not None:
-            self.h, self.c = fast.advance(z, action, self.restart, self.h, self.c)
+    def start(self, slot: int, params: np.ndarray, seed: int) -> None:
+        """A new episode in `slot`: controller `params`, z's noise from `seed`, M's state zeroed."""
+        self.params[slot] = torch.as_tensor(params, dtype=torch.float32).reshape(-1)
+        self.h[slot], self.c[slot] = 0.0, 0.0
+        if self.restart is not None:
+            self.restart[slot] = 1.0
+        self.generators[slot] = torch.Generator().manual_seed(int(seed))
+        self.steps[slot] = 0
+
+    def act(self, slots: list[int], frames: np.ndarray,
+            overrides: list[np.ndarray | None] | None = None) -> np.ndarray:
+        """Actions (n, A) of `slots` seeing `frames` (n, 64, 64, 3) uint8."""
+        agent, fast, n = self.agent, self.fast, len(slots)
+        rows, index = round_up(n), torch.tensor(slots, device=self.h.device)
+        for slot in slots:
+            if self.steps[slot] % _NOISE_BLOCK == 0:  # torch.randn per step would give these same numbers
+                self.noise[slot] = torch.randn((_NOISE_BLOCK, agent.vae.latent_dim), generator=self.generators[slot])
+        eps = self.noise[index, torch.tensor([self.steps[s] % _NOISE_BLOCK for s in slots], device=index.device)]
+        for slot in slots:
+            self.steps[slot] += 1
+        mu, logvar = fast.encode(frames, rows)
+        self.mu[index] = mu[:n]
+        z = mu + torch.exp(logvar / 2) * pad_rows(eps, rows)  # z is sampled, never the mean (SPEC.md gotcha 5)
+        h, c = pad_rows(self.h[index], rows), pad_rows(self.c[index], rows)
+        features = controller_features(agent.spec, z, h, c)
+        action = agent_actions(agent.spec, pad_rows(self.params[index], rows), features)  # (rows, A)
+        for row, override in enumerate(overrides or ()):
+            if override is not None:
+                action[row] = torch.as_tensor(override, dtype=torch.float32)
+        if fast.core is not None:
+            restart = None if self.restart is None else pad_rows(self.restart[index], rows)
+            h, c = lstm_step(fast.core, z, action, restart, h, c)
+            self.h[index], self.c[index] = h[:n], c[:n]
             if self.restart is not None:
-                self.restart = torch.zeros_like(self.restart)
-        return action[0].cpu().numpy()
+                self.restart[index] = 0.0
+        return action[:n].cpu().numpy()
 
 
 @dataclass
@@ -127,30 +145,77 @@ class Agent:
 
     def fast(self) -> _FastAgent:
         if self._fast is None:
-            self._fast = _FastAgent(self.vae, self.mdnrnn, self.spec, self.device)
+            self._fast = _FastAgent(self.vae, self.mdnrnn, self.device)
         return self._fast
 
     @torch.inference_mode()
     def run_episode(self, env: FrameEnv, params: np.ndarray, seed: int, max_steps: int,
                     record: bool = False) -> EpisodeResult:
-        episode = AgentEpisode(self, params, seed)
+        """One episode; with `record`, what the agent saw, V's reconstructions, actions, rewards and dones."""
+        if not record:
+            return self.run_episodes([env], params, [seed], max_steps)[0]
+        batch = AgentBatch(self)
+        batch.start(0, params, seed)
         frame = env.reset(seed=int(seed))
         total, steps, log = 0.0, 0, []
         for steps in range(1, max_steps + 1):
-            action = episode.act(frame)
-            if record:
-                log.append((frame, self.vae.decode(episode.mu), action))
+            action = batch.act([0], frame[None])[0]
+            log.append((frame, self.vae.decode(batch.mu[:1]), action))
             frame, reward, terminated, truncated = env.step(action)
             total += reward
-            if record:
-                log[-1] += (reward, terminated)
+            log[-1] += (reward, terminated)
             if terminated or truncated:
                 break
-        if not record:
-            return EpisodeResult(total, steps)
         frames, recon, actions, rewards, dones = zip(*log)
         return EpisodeResult(total, steps, np.stack(frames), tensor_to_frames(torch.cat(recon)),
                              np.stack(actions), np.array(rewards, np.float32), np.array(dones))
+
+    @torch.inference_mode()
+    def run_episodes(self, envs: list[FrameEnv], params: np.ndarray, seeds: list[int] | tuple[int, ...],
+                     max_steps: int) -> list[EpisodeResult]:
+        """Episodes with `seeds` in lockstep over `envs`, results in the order of `seeds`: each env takes the
+        next seed when its episode ends. The returns are those of one episode at a time (`AgentBatch`).
+
+        The envs form two halves that take turns: while one half's envs step (in a thread: ViZDoom and Box2D
+        release the GIL, and so does torch), the agent computes the other half's actions, so V, M and C cost
+        little wall time beside the environments' own. Only one thread touches the envs at any time.
+        """
+        batch, results = AgentBatch(self, len(envs)), [EpisodeResult(0.0, 0)] * len(seeds)
+        queue = iter(enumerate(seeds))
+        running: dict[int, list] = {}  # slot -> [episode index, frame, total reward, steps]
+
+        def begin(slot: int) -> None:
+            job = next(queue, None)
+            if job is None:
+                running.pop(slot, None)
+                return
+            batch.start(slot, params, job[1])
+            running[slot] = [job[0], envs[slot].reset(seed=int(job[1])), 0.0, 0]
+
+        def step(slots: list[int], actions: np.ndarray) -> list[tuple[int, tuple]]:
+            return [(slot, envs[slot].step(action)) for slot, action in zip(slots, actions)]
+
+        def finish(stepped: list[tuple[int, tuple]]) -> None:
+            for slot, (frame, reward, terminated, truncated) in stepped:
+                episode = running[slot]
+                episode[1], episode[2], episode[3] = frame, episode[2] + reward, episode[3] + 1
+                if terminated or truncated or episode[3] >= max_steps:
+                    results[episode[0]] = EpisodeResult(episode[2], episode[3])
+                    begin(slot)
+
+        for slot in range(min(len(envs), len(seeds))):
+            begin(slot)
+        halves = [range(0, len(envs), 2), range(1, len(envs), 2)]
+        stepping = None  # the other half's step, in flight
+        with ThreadPoolExecutor(max_workers=1) as stepper:
+            while running or stepping is not None:
+                for half in halves:
+                    slots = [slot for slot in half if slot in running]
+                    actions = batch.act(slots, np.stack([running[s][1] for s in slots])) if slots else None
+                    if stepping is not None:
+                        finish(stepping.result())
+                    stepping = stepper.submit(step, slots, actions) if slots else None
+        return results
 
 
 class RolloutTask(NamedTuple):
@@ -160,24 +225,39 @@ class RolloutTask(NamedTuple):
     seeds: tuple[int, ...]
 
 
-def run_task(agent: Agent, env: FrameEnv, max_steps: int, task: RolloutTask) -> list[float]:
-    return [agent.run_episode(env, task.params, seed, max_steps).total_reward for seed in task.seeds]
+class WorkerEnvs:
+    """A worker's environments, made when a task first needs them: at most `limit`, run in lockstep."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        self.name, self.limit, self.envs = name, limit, []
+
+    def take(self, n: int) -> list[FrameEnv]:
+        from worldmodels.envs import make_env
+
+        while len(self.envs) < min(n, self.limit):
+            self.envs.append(make_env(self.name))
+        return self.envs[: min(n, self.limit)]
+
+
+def run_task(agent: Agent, envs: WorkerEnvs, max_steps: int, task: RolloutTask) -> list[float]:
+    episodes = agent.run_episodes(envs.take(len(task.seeds)), task.params, task.seeds, max_steps)
+    return [episode.total_reward for episode in episodes]
 
 
 @dataclass
 class RolloutWorker:
-    """Picklable factory, built once per worker: loads V and M, makes the environment."""
+    """Picklable factory, built once per worker: loads V and M; the worker makes up to `envs` environments
+    and runs a task's episodes in lockstep on them (the same returns as one at a time, faster per step)."""
 
     run_dir: str
     config: dict[str, Any]
     max_steps: int
     mdnrnn_path: Path | None = None  # M's checkpoint, if not the run's (see load_agent)
+    envs: int = 1
 
     def __call__(self) -> Callable[[RolloutTask], list[float]]:
         agent, config = load_agent(Path(self.run_dir), "cpu", self.config, self.mdnrnn_path)
-        from worldmodels.envs import make_env
-
-        return functools.partial(run_task, agent, make_env(config.env), self.max_steps)
+        return functools.partial(run_task, agent, WorkerEnvs(config.env, self.envs), self.max_steps)
 
 
 def uses_memory(spec: ControllerSpec) -> bool:

@@ -87,7 +87,7 @@ def sample_with_noise(out: MDNOutput, temperature: float, uniform: Tensor, norma
 
 # --- the engine ----------------------------------------------------------------------------------------
 
-_ROW_MULTIPLE = 16
+ROW_MULTIPLE = 16
 """Rows are computed in multiples of 16 (small batches are padded with dummy agents). MKL's sgemm gives a
 row the same bits whatever the batch only from about 12 rows on (below, it switches kernels), and whole
 SIMD vectors keep elementwise kernels off their scalar tail loops, whose exp/tanh differ from the vector
@@ -96,7 +96,7 @@ ones in the last bit; so an agent's episode does not depend on how many others s
 _STREAMS = (2 * _EPS, 2 * _EPS + 1, _COMPONENT)  # CounterRandom streams of one step: normal u1, u2; component u
 
 
-class _Core:
+class Core:
     """M's weights laid out for the hot loop, in the compute dtype (float32, or bfloat16 for speed).
 
     One product per step for the LSTM: [z, a, (restart), h] (N, in + H) @ (in + H, 4H), with the gate blocks
@@ -121,27 +121,34 @@ class _Core:
         self.counter = (counter + torch.arange(mdnrnn.latent_dim)).to(lstm.weight_ih_l0.device)  # (3, Z)
 
 
-def _m_step(core: _Core, z: Tensor, action: Tensor, restart: Tensor | None, h: Tensor, c: Tensor,
-            keys: Tensor, steps: Tensor, temperature: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """M reads (z_t, a_t, restart_t), advances (h, c), samples z_{t+1}; all float32 in and out.
-
-    keys (N, 1) are the agents' CounterRandom keys, steps (N,) their step numbers t + 1.
-    Returns (z_{t+1} (N, Z), h (N, H), c (N, H), extra (N, E): done logit and / or reward columns).
-    """
-    dtype, H, Z, K = core.dtype, core.hidden_size, core.latent_dim, core.num_mixtures
-    n = z.shape[0]
+def lstm_step(core: Core, z: Tensor, action: Tensor, restart: Tensor | None, h: Tensor, c: Tensor
+              ) -> tuple[Tensor, Tensor]:
+    """M reads (z_t, a_t, restart_t) and advances its state (h, c): one product; float32 in and out.
+    The dream's step and the real agent's (`rollout.AgentBatch`) are this same function."""
+    H = core.hidden_size
     if restart is not None:  # the state is zeroed before a restart step (`doomrnn/doomrnn.py` L324-348)
         keep = (restart <= 0.5).to(h.dtype).unsqueeze(-1)
         h, c = h * keep, c * keep
         inputs = [z, action, restart.to(z.dtype).unsqueeze(-1), h]
     else:
         inputs = [z, action, h]
-    xh = torch.cat([x.to(dtype) for x in inputs], dim=1)
+    xh = torch.cat([x.to(core.dtype) for x in inputs], dim=1)
     gates = torch.addmm(core.b_lstm, xh, core.w_lstm).float()  # (N, 4H): i, f, o, g
     ifo = torch.sigmoid(gates[:, : 3 * H])
     c = ifo[:, H : 2 * H] * c + ifo[:, :H] * torch.tanh(gates[:, 3 * H :])
-    h = ifo[:, 2 * H :] * torch.tanh(c)
+    return ifo[:, 2 * H :] * torch.tanh(c), c
 
+
+def _m_step(core: Core, z: Tensor, action: Tensor, restart: Tensor | None, h: Tensor, c: Tensor,
+            keys: Tensor, steps: Tensor, temperature: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """M reads (z_t, a_t, restart_t), advances (h, c), samples z_{t+1}; all float32 in and out.
+
+    keys (N, 1) are the agents' CounterRandom keys, steps (N,) their step numbers t + 1.
+    Returns (z_{t+1} (N, Z), h (N, H), c (N, H), extra (N, E): done logit and / or reward columns).
+    """
+    dtype, Z, K = core.dtype, core.latent_dim, core.num_mixtures
+    n = z.shape[0]
+    h, c = lstm_step(core, z, action, restart, h, c)
     out = torch.addmm(core.b_head, h.to(dtype), core.w_head).float()  # (N, E + 3ZK)
     extra = out[:, : core.num_extra]
     mixture = out[:, core.num_extra :].reshape(n, Z, 3 * K)  # rows [log pi (K), mu (K), log sigma (K)]
@@ -173,11 +180,11 @@ def _step_function(compile: bool):
     return _compiled_step
 
 
-def _round_up(n: int) -> int:
-    return -(-n // _ROW_MULTIPLE) * _ROW_MULTIPLE
+def round_up(n: int) -> int:
+    return -(-n // ROW_MULTIPLE) * ROW_MULTIPLE
 
 
-def _pad_rows(x: Tensor | None, rows: int) -> Tensor | None:
+def pad_rows(x: Tensor | None, rows: int) -> Tensor | None:
     if x is None or x.shape[0] == rows:
         return x
     return torch.cat([x, x.new_zeros((rows - x.shape[0], *x.shape[1:]))])
@@ -223,9 +230,9 @@ class DreamWorld:
         return self.initial_mu.device
 
     @torch.no_grad()
-    def core(self, dtype: torch.dtype) -> _Core:
+    def core(self, dtype: torch.dtype) -> Core:
         """M's weights in the hot loop's layout (rebuilt each time: M may have been changed in place)."""
-        return _Core(self.mdnrnn, dtype)
+        return Core(self.mdnrnn, dtype)
 
 
 class DreamBatch:
@@ -284,14 +291,14 @@ class DreamBatch:
         batch a fixed shape.
         """
         world, n = self.world, len(self.steps)
-        rows = _round_up(n)
+        rows = round_up(n)
         restart = self.restart if self._core.restart_input else None
         h, c = self.state
         self.steps = self.steps + 1
         z, h, c, extra = self._step(
-            self._core, _pad_rows(self.z, rows), _pad_rows(actions.to(torch.float32), rows),
-            _pad_rows(restart, rows), _pad_rows(h, rows), _pad_rows(c, rows), _pad_rows(self.random.keys, rows),
-            _pad_rows(self.steps, rows), self.temperature,
+            self._core, pad_rows(self.z, rows), pad_rows(actions.to(torch.float32), rows),
+            pad_rows(restart, rows), pad_rows(h, rows), pad_rows(c, rows), pad_rows(self.random.keys, rows),
+            pad_rows(self.steps, rows), self.temperature,
         )
         self.z, self.state, extra = z[:n], (h[:n], c[:n]), extra[:n]
         self.restart = torch.zeros_like(self.restart)
@@ -326,7 +333,7 @@ def _squash(spec: ControllerSpec, u: Tensor) -> Tensor:
     return torch.stack([u[:, 0], (u[:, 1] + 1.0) / 2.0, u[:, 2].clamp(0.0, 1.0)], dim=-1)
 
 
-def _agent_actions(spec: ControllerSpec, weights: Tensor, features: Tensor) -> Tensor:
+def agent_actions(spec: ControllerSpec, weights: Tensor, features: Tensor) -> Tensor:
     """`controller_actions` with one parameter row per agent: weights (N, num_params), features (N, in)."""
     n, bias = features.shape[0], bool(spec.bias)
 
@@ -370,11 +377,11 @@ def rollout_population(
     returns = torch.zeros(P * R, device=device)
     rows = P * R
     while True:
-        batch.step(_agent_actions(spec, weights, batch.features(spec)))
+        batch.step(agent_actions(spec, weights, batch.features(spec)))
         alive = int(batch.alive.sum())
         if alive == 0:
             break
-        if _round_up(alive) <= rows * 7 // 8:  # compact: computing the dead costs as much as the living
+        if round_up(alive) <= rows * 7 // 8:  # compact: computing the dead costs as much as the living
             returns[agents] = batch.returns
             keep = torch.nonzero(batch.alive).squeeze(1)
             batch._select(keep)

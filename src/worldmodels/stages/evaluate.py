@@ -32,12 +32,16 @@ def score(rt: Runtime, params: np.ndarray, seeds: list[int], mdnrnn_path: Path |
     from worldmodels.executors import make_executor
     from worldmodels.rollout import RolloutTask, RolloutWorker
 
-    worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), task_max_steps(rt.config), mdnrnn_path)
-    tasks = [RolloutTask(params, (seed,)) for seed in seeds]
+    worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), task_max_steps(rt.config), mdnrnn_path, rt.envs)
+    # About four tasks per worker: enough episodes per task that its envs take new seeds as episodes end
+    # (a task's last episodes run with fewer envs), few enough that the workers share the load and the bar moves.
+    size = max(rt.envs, -(-len(seeds) // (4 * rt.workers)))
+    tasks = [RolloutTask(params, tuple(seeds[i : i + size])) for i in range(0, len(seeds), size)]
     with make_executor(rt.executor, worker, workers=rt.workers, task_timeout=900.0,
                        ray_address=rt.ray_address) as executor:
-        with progress_bar(len(tasks), "evaluate", unit="ep", quiet=rt.quiet) as bar:
-            return np.array([r[0] for r in executor.map(tasks, progress=bar.advance_to)])
+        with progress_bar(len(seeds), "evaluate", unit="ep", quiet=rt.quiet) as bar:
+            results = executor.map(tasks, progress=lambda n: bar.advance_to(min(n * size, len(seeds))))
+    return np.array([r for task in results for r in task])
 
 
 def run(rt: Runtime, video: bool = False, out: Path | None = None) -> dict[str, Any]:

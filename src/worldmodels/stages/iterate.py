@@ -107,11 +107,13 @@ def load_params(run_dir: Path, index: int, directory: Path | None = None) -> np.
 
 
 def round_runtime(rt: Runtime, seed: int | None = None) -> Runtime:
-    """The runtime a round's M and C train with: the run's, at iterate.temperature and with `seed`."""
+    """The runtime a round's M and C train with: the run's, at iterate.temperature and iterate.rollouts, with
+    `seed`."""
     cfg = rt.config
     tau = cfg.iterate.temperature or cfg.controller.temperature
-    config = dataclasses.replace(cfg, seed=cfg.seed if seed is None else seed,
-                                 controller=dataclasses.replace(cfg.controller, temperature=tau))
+    controller = dataclasses.replace(cfg.controller, temperature=tau,
+                                     rollouts=cfg.iterate.rollouts or cfg.controller.rollouts)
+    config = dataclasses.replace(cfg, seed=cfg.seed if seed is None else seed, controller=controller)
     return dataclasses.replace(rt, config=config)
 
 

@@ -69,7 +69,8 @@ class RealScorer:
         from worldmodels.executors import make_executor
         from worldmodels.rollout import RolloutWorker
 
-        worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), rt.config.controller.max_steps, mdnrnn_path)
+        worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), rt.config.controller.max_steps, mdnrnn_path,
+                               rt.envs)
         # a healthy episode takes seconds to a minute; a worker silent for 15 minutes is stuck
         self.executor = make_executor(rt.executor, worker, workers=rt.workers, task_timeout=900.0,
                                       ray_address=rt.ray_address)
@@ -145,7 +146,8 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
                 if scores.mean() > best["score"]:
                     best = {"score": float(scores.mean()), "std": float(scores.std()), "generation": generation}
                     write_arrays(out / BEST, compress=False, params=es.mean.astype(np.float32), meta={
-                        **best, "mode": spec.mode, "where": c.where, "temperature": c.temperature})
+                        **best, "mode": spec.mode, "where": c.where, "temperature": c.temperature,
+                        "rollouts": c.rollouts})
             row["charts/seconds"] = time.perf_counter() - tic
             log.log(generation, **row)
             save_checkpoint(path, "es", {"es": es.state_dict(), "best": best,

@@ -1,0 +1,57 @@
+"""The agent in an environment: lockstep rollouts over several environments give each seed its own return."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodels.envs.base import FrameEnv, TaskSpec
+from worldmodels.models.controller import ControllerSpec
+from worldmodels.models.mdnrnn import MDNRNN
+from worldmodels.models.vae import ConvVAE
+from worldmodels.rollout import Agent, RolloutTask, WorkerEnvs, run_task
+
+
+class ActionEcho(FrameEnv):
+    """A fake env whose frames follow the actions and whose reward is the action itself, so a return is a
+    bitwise record of every action taken; episodes end after a seed-dependent number of steps."""
+
+    def __init__(self, action_dim: int) -> None:
+        super().__init__()
+        self.spec = TaskSpec("echo", action_dim, max_steps=40, min_frames=0, ignore_done=False)
+
+    def _reset(self, seed: int | None) -> np.ndarray:
+        self.rng = np.random.default_rng(seed)
+        self.length = 5 + int(seed) % 13
+        return self.rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+
+    def _step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        frame = self.rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        frame[: int(32 * (action[0] + 1.0))] //= 2  # what the agent does changes what it sees
+        return frame, float(action.astype(np.float64) @ np.arange(1, len(action) + 1)), self.steps + 1 >= self.length
+
+
+@pytest.mark.parametrize("env_name, mode, action_dim", [("doom", "zh", 1), ("carracing", "zch", 3)])
+def test_lockstep_rollouts_give_every_seed_the_return_it_gets_alone(env_name, mode, action_dim):
+    torch.manual_seed(0)
+    doom = env_name == "doom"
+    spec = ControllerSpec(mode, 8, 32, action_dim, env=env_name)
+    mdnrnn = MDNRNN(8, action_dim, 32, restart_input=doom, done_head=doom).eval()
+    agent = Agent(ConvVAE(8).eval(), mdnrnn, spec)
+    params = np.random.default_rng(0).normal(0.0, 1.0, spec.num_params).astype(np.float32)
+    seeds = list(range(100, 111))
+    alone = [agent.run_episodes([ActionEcho(action_dim)], params, [seed], 40)[0] for seed in seeds]
+    together = agent.run_episodes([ActionEcho(action_dim) for _ in range(4)], params, seeds, 40)
+    assert [r.length for r in together] == [r.length for r in alone] == [5 + s % 13 for s in seeds]
+    assert [r.total_reward for r in together] == [r.total_reward for r in alone]  # bitwise
+    assert len({r.total_reward for r in alone}) == len(seeds)  # C did act on what it saw
+    recorded = agent.run_episode(ActionEcho(action_dim), params, seeds[0], 40, record=True)
+    assert recorded.total_reward == alone[0].total_reward and recorded.frames.shape == (alone[0].length, 64, 64, 3)
+    # a worker makes at most its limit of envs, once, and runs a task's seeds on them in order
+    envs = WorkerEnvs("doom", 3)
+    envs.envs = [ActionEcho(action_dim) for _ in range(3)]
+    assert run_task(agent, envs, 40, RolloutTask(params, tuple(seeds))) == [r.total_reward for r in alone]
+    assert envs.take(10) == envs.envs and len(envs.take(2)) == 2
+    capped = agent.run_episodes([ActionEcho(action_dim)], params, [seeds[-1]], 6)[0]
+    assert capped.length == 6
