@@ -45,6 +45,7 @@ MORE_BAD_INPUT = {
     "unknown option": (["collect", "--preset", "doom-smoke", "--epochs", "3"], ["--epochs"]),
     "bad workers": (["collect", "--preset", "doom-smoke", "--workers", "0"], ["--workers 0"]),
     "not a number of workers": (["collect", "--preset", "doom-smoke", "--workers", "two"], ["--workers"]),
+    "bad envs": (["evaluate", "--preset", "doom-smoke", "--envs", "0"], ["--envs 0", "at least 1"]),
     "bad device": (["collect", "--preset", "doom-smoke", "--device", "tpu"], ["--device"]),
     "key without value": (
         ["collect", "--preset", "doom-smoke", "--set", "vae.epochs"], ["expected key=value"]

@@ -169,6 +169,7 @@ def test_unknown_preset_lists_the_valid_choices():
         (["iterate.keep=best", "iterate.vae_epochs=1"], "set iterate.vae_epochs=0"),
         (["iterate.siblings=0"], "iterate.siblings=0 must be positive"),
         (["iterate.temperature=-1"], "iterate.temperature=-1.0 must be >= 0"),
+        (["iterate.rollouts=-2"], "iterate.rollouts must be >= 0"),
     ],
 )
 def test_validation_names_the_key(items, fragment):
