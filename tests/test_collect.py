@@ -82,10 +82,11 @@ def test_inspect_reports_collect_done(doom_run):
 
 
 def test_same_seed_same_episodes_on_any_executor(doom_run, tmp_path):
-    """A second run directory, 2 episodes, in one process instead of 2 workers: the same files' contents."""
+    """A second run directory, 2 episodes, in one process and one env at a time instead of 2 workers with up
+    to 8 envs in lockstep: the same files' contents."""
     run_dir = tmp_path / "again"
     ok(run_cli("collect", "--preset", "doom-smoke", "--run-dir", run_dir, *sets("collect.episodes=2"),
-               "--executor", "inprocess", "--quiet"))
+               "--executor", "inprocess", "--envs", "1", "--quiet"))
     assert episode_files(run_dir) == expected_names(2)
     assert_same_episodes(doom_run.path, run_dir, 2)
 
@@ -118,8 +119,9 @@ def test_carracing_smoke_episodes_have_exactly_max_frames(tmp_path):
 def test_collect_resumes_after_sigkill(doom_run, tmp_path):
     run_dir = tmp_path / "resume"
     episodes = run_dir / "episodes"
+    # one env per worker, so that episodes finish one by one (in lockstep the smoke episodes end together)
     args = ("collect", "--preset", "doom-smoke", "--run-dir", run_dir, *sets("collect.episodes=12"),
-            "--workers", "2", "--quiet")
+            "--workers", "2", "--envs", "1", "--quiet")
     proc = start_cli(*args)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None and len(list_episodes(episodes)) < 2:

@@ -55,3 +55,36 @@ def test_lockstep_rollouts_give_every_seed_the_return_it_gets_alone(env_name, mo
     assert envs.take(10) == envs.envs and len(envs.take(2)) == 2
     capped = agent.run_episodes([ActionEcho(action_dim)], params, [seeds[-1]], 6)[0]
     assert capped.length == 6
+
+
+def test_lockstep_collection_writes_the_episodes_one_env_at_a_time_would(tmp_path):
+    """Iterative training's collection (the agent exploring at 0.5) over 3 envs in lockstep and over 1: the
+    same episode files, retries of too-short episodes included (min_frames 12; the fake episodes last 5-17)."""
+    from worldmodels.config import resolve
+    from worldmodels.data.episodes import read_episode
+    from worldmodels.policies import AgentPolicy
+    from worldmodels.stages.collect import collect_episodes
+
+    torch.manual_seed(0)
+    cfg = resolve("doom-smoke", ["collect.max_frames=14", "collect.min_frames=12"])
+    spec = ControllerSpec("zh", 8, 32, 1, env="doom")
+    agent = Agent(ConvVAE(8).eval(), MDNRNN(8, 1, 32, restart_input=True, done_head=True).eval(), spec)
+    params = np.random.default_rng(0).normal(0.0, 1.0, spec.num_params).astype(np.float32)
+    low, high = np.array([-1.0], np.float32), np.array([1.0], np.float32)
+    indices = tuple(range(7))
+    written = []
+    for slots in (1, 3):
+        envs = WorkerEnvs("doom", slots)
+        envs.envs = [ActionEcho(1) for _ in range(slots)]
+        policy = AgentPolicy(agent, params, 0.5, low, high, slots=slots)
+        out = tmp_path / str(slots)
+        out.mkdir()
+        lengths = collect_episodes(cfg, envs, policy, out, indices)
+        assert all(12 < n <= 14 for n in lengths)
+        written.append([read_episode(out / f"{i:06d}.npz") for i in indices])
+    for a, b in zip(*written):
+        np.testing.assert_array_equal(a.obs, b.obs)
+        np.testing.assert_array_equal(a.action, b.action)
+        assert a.meta == b.meta and a.meta["policy"] == "agent"
+    assert max(e.meta["attempts"] for e in written[0]) > 1  # some episodes were retried
+    assert len({e.action.tobytes() for e in written[0]}) == len(indices)

@@ -125,34 +125,61 @@ def make_policy(env: str, name: str, long_holds: float = 0.0) -> Policy:
     return CarRacingRandomAgentPolicy()
 
 
+class PolicySlots:
+    """One policy per env of a lockstep collection worker: reset_slot(slot, rng), act_slots(slots, frames)."""
+
+    def __init__(self, policies: list[Policy]) -> None:
+        self.policies = policies
+        self.name = getattr(policies[0], "name", None)
+
+    def reset_slot(self, slot: int, rng: np.random.Generator) -> None:
+        self.policies[slot].reset(rng)
+
+    def act_slots(self, slots: list[int], frames: np.ndarray) -> np.ndarray:
+        return np.stack([self.policies[slot].act(frame) for slot, frame in zip(slots, frames)])
+
+
 class AgentPolicy(Policy):
     """The trained agent as a collection policy (iterative training), with random exploration.
 
     At each step not already exploring, with probability `exploration` a uniformly random action is started
     and held for 1..10 frames (like the original's Doom random policy); M's state always advances with the
-    action actually taken, so the agent's h stays consistent with what it did.
+    action actually taken, so the agent's h stays consistent with what it did. With `slots` > 1 it drives that
+    many envs in lockstep (`reset_slot`, `act_slots`: one batched V, M and C), each slot with its own random
+    numbers, so an episode is the same in any slot or batch.
     """
 
     name = "agent"
 
-    def __init__(self, agent, params: np.ndarray, exploration: float, low: np.ndarray, high: np.ndarray) -> None:
-        self.agent, self.params, self.exploration, self.low, self.high = agent, params, exploration, low, high
-
-    def reset(self, rng: np.random.Generator) -> None:
+    def __init__(self, agent, params: np.ndarray, exploration: float, low: np.ndarray, high: np.ndarray,
+                 slots: int = 1) -> None:
         from worldmodels.rollout import AgentBatch
 
-        self.rng = rng
-        self.episode = AgentBatch(self.agent)
-        self.episode.start(0, self.params, int(rng.integers(2**31)))
-        self.hold, self.random_action = 0, None
+        self.params, self.exploration, self.low, self.high = params, exploration, low, high
+        self.batch = AgentBatch(agent, slots)
+        self.rngs: list[np.random.Generator | None] = [None] * slots
+        self.holds, self.random_actions = [0] * slots, [None] * slots
+
+    def reset_slot(self, slot: int, rng: np.random.Generator) -> None:
+        self.rngs[slot] = rng
+        self.batch.start(slot, self.params, int(rng.integers(2**31)))
+        self.holds[slot], self.random_actions[slot] = 0, None
 
     @torch.inference_mode()
+    def act_slots(self, slots: list[int], frames: np.ndarray) -> np.ndarray:
+        overrides = []
+        for slot in slots:
+            if self.holds[slot] == 0 and self.rngs[slot].random() < self.exploration:
+                self.random_actions[slot] = self.rngs[slot].uniform(self.low, self.high).astype(np.float32)
+                self.holds[slot] = int(self.rngs[slot].integers(1, 11))
+            exploring = self.holds[slot] > 0
+            if exploring:
+                self.holds[slot] -= 1
+            overrides.append(self.random_actions[slot] if exploring else None)
+        return self.batch.act(slots, frames, overrides).astype(np.float32)
+
+    def reset(self, rng: np.random.Generator) -> None:
+        self.reset_slot(0, rng)
+
     def act(self, frame: np.ndarray) -> np.ndarray:
-        if self.hold == 0 and self.rng.random() < self.exploration:
-            self.random_action = self.rng.uniform(self.low, self.high).astype(np.float32)
-            self.hold = int(self.rng.integers(1, 11))
-        exploring = self.hold > 0
-        if exploring:
-            self.hold -= 1
-        override = self.random_action if exploring else None
-        return self.episode.act([0], frame[None], [override])[0].astype(np.float32)
+        return self.act_slots([0], frame[None])[0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -173,49 +174,75 @@ class Agent:
     @torch.inference_mode()
     def run_episodes(self, envs: list[FrameEnv], params: np.ndarray, seeds: list[int] | tuple[int, ...],
                      max_steps: int) -> list[EpisodeResult]:
-        """Episodes with `seeds` in lockstep over `envs`, results in the order of `seeds`: each env takes the
-        next seed when its episode ends. The returns are those of one episode at a time (`AgentBatch`).
-
-        The envs form two halves that take turns: while one half's envs step (in a thread: ViZDoom and Box2D
-        release the GIL, and so does torch), the agent computes the other half's actions, so V, M and C cost
-        little wall time beside the environments' own. Only one thread touches the envs at any time.
-        """
+        """Episodes with `seeds` in lockstep over `envs` (`lockstep`), results in the order of `seeds`. The
+        returns are those of one episode at a time (`AgentBatch`)."""
         batch, results = AgentBatch(self, len(envs)), [EpisodeResult(0.0, 0)] * len(seeds)
-        queue = iter(enumerate(seeds))
-        running: dict[int, list] = {}  # slot -> [episode index, frame, total reward, steps]
+        running: dict[int, list] = {}  # slot -> [episode index, total reward, steps]
 
-        def begin(slot: int) -> None:
-            job = next(queue, None)
-            if job is None:
-                running.pop(slot, None)
-                return
+        def begin(slot: int, job: tuple[int, int]) -> np.ndarray:
             batch.start(slot, params, job[1])
-            running[slot] = [job[0], envs[slot].reset(seed=int(job[1])), 0.0, 0]
+            running[slot] = [job[0], 0.0, 0]
+            return envs[slot].reset(seed=int(job[1]))
 
-        def step(slots: list[int], actions: np.ndarray) -> list[tuple[int, tuple]]:
-            return [(slot, envs[slot].step(action)) for slot, action in zip(slots, actions)]
+        def after(slot: int, frame: np.ndarray, reward: float, terminated: bool, truncated: bool) -> bool:
+            episode = running[slot]
+            episode[1], episode[2] = episode[1] + reward, episode[2] + 1
+            over = terminated or truncated or episode[2] >= max_steps
+            if over:
+                results[episode[0]] = EpisodeResult(episode[1], episode[2])
+            return over
 
-        def finish(stepped: list[tuple[int, tuple]]) -> None:
-            for slot, (frame, reward, terminated, truncated) in stepped:
-                episode = running[slot]
-                episode[1], episode[2], episode[3] = frame, episode[2] + reward, episode[3] + 1
-                if terminated or truncated or episode[3] >= max_steps:
-                    results[episode[0]] = EpisodeResult(episode[2], episode[3])
-                    begin(slot)
-
-        for slot in range(min(len(envs), len(seeds))):
-            begin(slot)
-        halves = [range(0, len(envs), 2), range(1, len(envs), 2)]
-        stepping = None  # the other half's step, in flight
-        with ThreadPoolExecutor(max_workers=1) as stepper:
-            while running or stepping is not None:
-                for half in halves:
-                    slots = [slot for slot in half if slot in running]
-                    actions = batch.act(slots, np.stack([running[s][1] for s in slots])) if slots else None
-                    if stepping is not None:
-                        finish(stepping.result())
-                    stepping = stepper.submit(step, slots, actions) if slots else None
+        lockstep(envs, deque(enumerate(seeds)), begin, batch.act, after)
         return results
+
+
+def lockstep(envs: list[FrameEnv], jobs: deque, begin: Callable[[int, Any], np.ndarray],
+             act: Callable[[list[int], np.ndarray], np.ndarray],
+             after: Callable[[int, np.ndarray, float, bool, bool], bool]) -> None:
+    """Run the episodes of `jobs` on `envs` together until none is left.
+
+    `begin(slot, job)` starts a job's episode on env `slot` and returns its first frame; `act(slots, frames)`
+    returns the actions of those slots, all at once; `after(slot, frame, reward, terminated, truncated)`
+    takes a step's outcome and says whether the episode is over, and the env then takes the next job
+    (`after` may put a job back at the front, as collection's retries do). The envs form two halves that
+    take turns: while one half's envs step in a thread (ViZDoom and Box2D release the GIL, and so does
+    torch), `act` computes the other half's actions, so the agent costs little wall time beside the
+    environments' own. Only one thread touches the envs at any time.
+    """
+    frames: dict[int, np.ndarray] = {}  # each running slot's latest frame
+
+    def take(slot: int) -> None:
+        if jobs:
+            frames[slot] = begin(slot, jobs.popleft())
+        else:
+            frames.pop(slot, None)
+
+    def step(slots: list[int], actions: np.ndarray) -> list[tuple[int, tuple]]:
+        return [(slot, envs[slot].step(action)) for slot, action in zip(slots, actions)]
+
+    for slot in range(len(envs)):
+        take(slot)
+    halves = [range(0, len(envs), 2), range(1, len(envs), 2)]
+    stepping = None  # the other half's step, in flight
+    with ThreadPoolExecutor(max_workers=1) as stepper:
+        while frames or stepping is not None:
+            for half in halves:
+                slots = [slot for slot in half if slot in frames]
+                actions = act(slots, np.stack([frames[slot] for slot in slots])) if slots else None
+                if stepping is not None:
+                    for slot, (frame, reward, terminated, truncated) in stepping.result():
+                        frames[slot] = frame
+                        if after(slot, frame, reward, terminated, truncated):
+                            take(slot)
+                stepping = stepper.submit(step, slots, actions) if slots else None
+
+
+def task_chunks(items: list, envs: int, workers: int) -> list[tuple]:
+    """`items` (seeds, episode indices) cut into tasks for lockstep workers: about eight per worker, so that
+    the workers share the load and a progress bar moves, and at least `envs` per task, so that a task's
+    envs take new episodes as theirs end (its last ones run with fewer envs)."""
+    size = max(envs, -(-len(items) // (8 * workers)))
+    return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 class RolloutTask(NamedTuple):

@@ -1,14 +1,16 @@
 """`worldmodels collect`: random-policy episodes from the real environment, one file each.
 
-Reads top to bottom: which episodes are missing, a worker per process that owns one environment, the
-tasks (episode indices) spread over the executor, a progress bar. Each episode is written atomically by
-the worker that made it, so a killed run leaves only complete files and a rerun collects what is missing.
-Memory stays flat: frames live in one worker's episode buffer until written, never in the driver.
+Reads top to bottom: which episodes are missing, a worker per process that runs up to `--envs` environments
+in lockstep, the tasks (chunks of episode indices) spread over the executor, a progress bar. Each episode is
+written atomically by the worker that made it, so a killed run leaves only complete files and a rerun collects
+what is missing. Memory stays flat: frames live in a worker's episode buffers (one per env) until written,
+never in the driver.
 """
 
 from __future__ import annotations
 
 import functools
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ from worldmodels.data.episodes import (
 )
 from worldmodels.envs import make_env, task_spec
 from worldmodels.logger import progress_bar
-from worldmodels.policies import make_policy
+from worldmodels.policies import PolicySlots, make_policy
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_seed
 
@@ -61,25 +63,59 @@ def run_episode(env, policy, seed: int, max_frames: int, ignore_done: bool) -> E
     return Episode(np.stack(frames), np.stack(actions), np.array(rewards), np.array(dones), {})
 
 
-def collect_episode(cfg: Config, env, policy, episodes_dir: Path, index: int) -> int:
-    """Collect episode `index` (retrying with the next derived seed while it is too short) and write it."""
+def collect_episodes(cfg: Config, envs, policy, episodes_dir: Path, indices: tuple[int, ...]) -> list[int]:
+    """Collect and write episodes `indices` in lockstep on the worker's envs (`rollout.lockstep`); an episode
+    too short is retried with the next derived seed. Each episode depends on its index only, not on the
+    envs it shares a step with. Returns the episodes' lengths."""
+    from worldmodels.rollout import lockstep
+
     max_frames, min_frames = frame_limits(cfg)
-    for attempt in range(1000):
+    ignore_done = task_spec(cfg.env).ignore_done
+    envs = envs.take(len(indices))
+    jobs = deque((index, 0) for index in indices)  # (episode index, attempt)
+    lengths: dict[int, int] = {}
+    running: dict[int, tuple] = {}  # slot -> (index, attempt, seed, frames, actions, rewards, dones)
+
+    def begin(slot: int, job: tuple[int, int]) -> np.ndarray:
+        index, attempt = job
+        if attempt == 1000:
+            raise RuntimeError(f"episode {index}: 1000 attempts all had {min_frames} frames or fewer")
         seed = derive_seed(cfg.seed, "collect", index, attempt)
-        episode = run_episode(env, policy, seed, max_frames, task_spec(cfg.env).ignore_done)
-        if len(episode.obs) > min_frames:  # Doom keeps episodes of more than 100 frames
-            break
-    else:
-        raise RuntimeError(f"episode {index}: 1000 attempts all had {min_frames} frames or fewer")
-    meta = {"env": cfg.env, "index": index, "seed": seed, "attempts": attempt + 1,
-            "policy": getattr(policy, "name", cfg.collect.policy)}
-    write_episode(episode_path(episodes_dir, index), episode._replace(meta=meta))
-    return len(episode.obs)
+        policy.reset_slot(slot, np.random.default_rng(seed))
+        running[slot] = (index, attempt, seed, [], [], [], [])
+        return envs[slot].reset(seed=seed)
+
+    def act(slots: list[int], frames: np.ndarray) -> np.ndarray:
+        actions = policy.act_slots(slots, frames)
+        for slot, frame, action in zip(slots, frames, actions):
+            running[slot][3].append(frame)  # the frame before each step, starting with the reset frame
+            running[slot][4].append(action)
+        return actions
+
+    def after(slot: int, frame: np.ndarray, reward: float, terminated: bool, truncated: bool) -> bool:
+        index, attempt, seed, frames, actions, rewards, dones = running[slot]
+        rewards.append(reward)
+        dones.append(terminated)
+        if not (terminated and not ignore_done) and len(frames) < max_frames:
+            return False  # Doom stops at death: the death frame is not recorded
+        if len(frames) <= min_frames:  # Doom keeps episodes of more than 100 frames
+            jobs.appendleft((index, attempt + 1))
+            return True
+        meta = {"env": cfg.env, "index": index, "seed": seed, "attempts": attempt + 1,
+                "policy": policy.name or cfg.collect.policy}
+        episode = Episode(np.stack(frames), np.stack(actions), np.array(rewards), np.array(dones), meta)
+        write_episode(episode_path(episodes_dir, index), episode)
+        lengths[index] = len(frames)
+        return True
+
+    lockstep(envs, jobs, begin, act, after)
+    return [lengths[index] for index in indices]
 
 
 @dataclass
 class CollectWorker:
-    """Picklable factory, built once per worker process: one environment and one policy.
+    """Picklable factory, built once per worker process: its envs (up to `envs`, in lockstep) and a policy
+    for each.
 
     With `agent_params` the policy is the trained agent of `run_dir` with random exploration (iterative
     training); otherwise the config's random collection policy.
@@ -90,20 +126,24 @@ class CollectWorker:
     run_dir: str | None = None
     agent_params: np.ndarray | None = None
     exploration: float = 0.0
+    envs: int = 1
 
-    def __call__(self) -> Callable[[int], int]:
+    def __call__(self) -> Callable[[tuple[int, ...]], list[int]]:
+        from worldmodels.rollout import WorkerEnvs
+
         cfg = from_dict(self.config)
-        env = make_env(cfg.env)
         if self.agent_params is None:
-            policy = make_policy(cfg.env, cfg.collect.policy, cfg.collect.long_holds)
+            policy = PolicySlots([make_policy(cfg.env, cfg.collect.policy, cfg.collect.long_holds)
+                                  for _ in range(self.envs)])
         else:
             from worldmodels.policies import AgentPolicy
             from worldmodels.rollout import load_agent
 
             agent, _ = load_agent(Path(self.run_dir), "cpu", self.config)
             low, high = action_bounds(cfg.env)
-            policy = AgentPolicy(agent, self.agent_params, self.exploration, low, high)
-        return functools.partial(collect_episode, cfg, env, policy, Path(self.episodes_dir))
+            policy = AgentPolicy(agent, self.agent_params, self.exploration, low, high, slots=self.envs)
+        envs = WorkerEnvs(cfg.env, self.envs)
+        return functools.partial(collect_episodes, cfg, envs, policy, Path(self.episodes_dir))
 
 
 def action_bounds(env: str) -> tuple[np.ndarray, np.ndarray]:
@@ -124,6 +164,7 @@ def run(rt: Runtime, indices: range | None = None, agent_params: np.ndarray | No
     Iterative training passes the indices of its round and the agent's parameters.
     """
     from worldmodels.executors import make_executor
+    from worldmodels.rollout import task_chunks
 
     episodes_dir = rt.run_dir / EPISODES_DIR
     episodes_dir.mkdir(parents=True, exist_ok=True)
@@ -134,11 +175,13 @@ def run(rt: Runtime, indices: range | None = None, agent_params: np.ndarray | No
     if not todo:
         print(f"collect: all {total} episodes are in {episodes_dir}")
         return
-    worker = CollectWorker(rt.config.to_dict(), str(episodes_dir), str(rt.run_dir), agent_params, exploration)
+    worker = CollectWorker(rt.config.to_dict(), str(episodes_dir), str(rt.run_dir), agent_params, exploration,
+                           rt.envs)
+    tasks = task_chunks(todo, rt.envs, rt.workers)
     with make_executor(rt.executor, worker, workers=rt.workers, task_timeout=1800.0,
                        ray_address=rt.ray_address) as executor:
         with progress_bar(total, "collect", unit="ep", initial=total - len(todo), quiet=rt.quiet) as bar:
-            executor.map(todo, progress=bar.advance_to)
+            executor.map(tasks, progress=lambda n: bar.advance_to(min(n * len(tasks[0]), len(todo))))
     print(f"collect: {total} episodes in {episodes_dir}")
 
 

@@ -30,16 +30,14 @@ def score(rt: Runtime, params: np.ndarray, seeds: list[int], mdnrnn_path: Path |
     """Returns of the agent with controller `params` (and M at `mdnrnn_path`, default the run's) over real
     episodes with the given seeds."""
     from worldmodels.executors import make_executor
-    from worldmodels.rollout import RolloutTask, RolloutWorker
+    from worldmodels.rollout import RolloutTask, RolloutWorker, task_chunks
 
     worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), task_max_steps(rt.config), mdnrnn_path, rt.envs)
-    # About four tasks per worker: enough episodes per task that its envs take new seeds as episodes end
-    # (a task's last episodes run with fewer envs), few enough that the workers share the load and the bar moves.
-    size = max(rt.envs, -(-len(seeds) // (4 * rt.workers)))
-    tasks = [RolloutTask(params, tuple(seeds[i : i + size])) for i in range(0, len(seeds), size)]
+    tasks = [RolloutTask(params, chunk) for chunk in task_chunks(seeds, rt.envs, rt.workers)]
     with make_executor(rt.executor, worker, workers=rt.workers, task_timeout=900.0,
                        ray_address=rt.ray_address) as executor:
         with progress_bar(len(seeds), "evaluate", unit="ep", quiet=rt.quiet) as bar:
+            size = len(tasks[0].seeds)
             results = executor.map(tasks, progress=lambda n: bar.advance_to(min(n * size, len(seeds))))
     return np.array([r for task in results for r in task])
 
