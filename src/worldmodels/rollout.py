@@ -238,10 +238,11 @@ def lockstep(envs: list[FrameEnv], jobs: deque, begin: Callable[[int, Any], np.n
 
 
 def task_chunks(items: list, envs: int, workers: int) -> list[tuple]:
-    """`items` (seeds, episode indices) cut into tasks for lockstep workers: about eight per worker, so that
-    the workers share the load and a progress bar moves, and at least `envs` per task, so that a task's
-    envs take new episodes as theirs end (its last ones run with fewer envs)."""
-    size = max(envs, -(-len(items) // (8 * workers)))
+    """`items` (seeds, episode indices) cut into tasks for lockstep workers: about four per worker, so that
+    the workers share the load and a progress bar moves, and at least `envs` per task, so that a task's envs
+    take new episodes as theirs end (its last ones run with fewer envs: 100 Doom evaluation episodes on one
+    worker took 2.0 min in tasks of 13, 1.6 min in tasks of 25)."""
+    size = max(envs, -(-len(items) // (4 * workers)))
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
 
 
