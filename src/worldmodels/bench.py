@@ -378,7 +378,7 @@ def time_agent(run_dir: Path, name: str, steps: int, envs: int = 1) -> float:
     from worldmodels.envs import make_env
     from worldmodels.rollout import load_agent
 
-    agent, config = load_agent(run_dir, "cpu")
+    agent, _ = load_agent(run_dir, "cpu")
     pool = [make_env(name) for _ in range(envs)]
     params = np.random.default_rng(0).normal(0.0, 0.1, agent.spec.num_params).astype(np.float32)
     agent.run_episodes(pool, params, list(range(envs)), 20)  # warm-up, and every env made and reset once

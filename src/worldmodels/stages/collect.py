@@ -28,7 +28,7 @@ from worldmodels.data.episodes import (
     list_episodes,
     write_episode,
 )
-from worldmodels.envs import make_env, task_spec
+from worldmodels.envs import task_spec
 from worldmodels.logger import progress_bar
 from worldmodels.policies import PolicySlots, make_policy
 from worldmodels.runtime import Runtime
