@@ -149,50 +149,48 @@ class Agent:
             self._fast = _FastAgent(self.vae, self.mdnrnn, self.device)
         return self._fast
 
-    @torch.inference_mode()
     def run_episode(self, env: FrameEnv, params: np.ndarray, seed: int, max_steps: int,
                     record: bool = False) -> EpisodeResult:
         """One episode; with `record`, what the agent saw, V's reconstructions, actions, rewards and dones."""
-        if not record:
-            return self.run_episodes([env], params, [seed], max_steps)[0]
-        batch = AgentBatch(self)
-        batch.start(0, params, seed)
-        frame = env.reset(seed=int(seed))
-        total, steps, log = 0.0, 0, []
-        for steps in range(1, max_steps + 1):
-            action = batch.act([0], frame[None])[0]
-            log.append((frame, self.vae.decode(batch.mu[:1]), action))
-            frame, reward, terminated, truncated = env.step(action)
-            total += reward
-            log[-1] += (reward, terminated)
-            if terminated or truncated:
-                break
-        frames, recon, actions, rewards, dones = zip(*log)
-        return EpisodeResult(total, steps, np.stack(frames), tensor_to_frames(torch.cat(recon)),
-                             np.stack(actions), np.array(rewards, np.float32), np.array(dones))
+        return self.run_episodes([env], params, [seed], max_steps, record)[0]
 
     @torch.inference_mode()
     def run_episodes(self, envs: list[FrameEnv], params: np.ndarray, seeds: list[int] | tuple[int, ...],
-                     max_steps: int) -> list[EpisodeResult]:
+                     max_steps: int, record: bool = False) -> list[EpisodeResult]:
         """Episodes with `seeds` in lockstep over `envs` (`lockstep`), results in the order of `seeds`. The
         returns are those of one episode at a time (`AgentBatch`)."""
         batch, results = AgentBatch(self, len(envs)), [EpisodeResult(0.0, 0)] * len(seeds)
-        running: dict[int, list] = {}  # slot -> [episode index, total reward, steps]
+        running: dict[int, list] = {}  # slot -> [episode index, total reward, steps, recorded steps]
 
         def begin(slot: int, job: tuple[int, int]) -> np.ndarray:
             batch.start(slot, params, job[1])
-            running[slot] = [job[0], 0.0, 0]
+            running[slot] = [job[0], 0.0, 0, []]
             return envs[slot].reset(seed=int(job[1]))
+
+        def act(slots: list[int], frames: np.ndarray) -> np.ndarray:
+            actions = batch.act(slots, frames)
+            if record:  # what the agent saw, V's reconstruction of it, what it did
+                reconstructions = tensor_to_frames(self.vae.decode(batch.mu[slots]))
+                for slot, frame, reconstruction, action in zip(slots, frames, reconstructions, actions):
+                    running[slot][3].append([frame, reconstruction, action])
+            return actions
 
         def after(slot: int, frame: np.ndarray, reward: float, terminated: bool, truncated: bool) -> bool:
             episode = running[slot]
             episode[1], episode[2] = episode[1] + reward, episode[2] + 1
+            if record:
+                episode[3][-1] += [reward, terminated]
             over = terminated or truncated or episode[2] >= max_steps
-            if over:
+            if over and record:
+                frames, reconstructions, actions, rewards, dones = zip(*episode[3])
+                results[episode[0]] = EpisodeResult(
+                    episode[1], episode[2], np.stack(frames), np.stack(reconstructions), np.stack(actions),
+                    np.array(rewards, np.float32), np.array(dones))
+            elif over:
                 results[episode[0]] = EpisodeResult(episode[1], episode[2])
             return over
 
-        lockstep(envs, deque(enumerate(seeds)), begin, batch.act, after)
+        lockstep(envs, deque(enumerate(seeds)), begin, act, after)
         return results
 
 
@@ -240,8 +238,8 @@ def lockstep(envs: list[FrameEnv], jobs: deque, begin: Callable[[int, Any], np.n
 def task_chunks(items: list, envs: int, workers: int) -> list[tuple]:
     """`items` (seeds, episode indices) cut into tasks for lockstep workers: about four per worker, so that
     the workers share the load and a progress bar moves, and at least `envs` per task, so that a task's envs
-    take new episodes as theirs end (its last ones run with fewer envs: 100 Doom evaluation episodes on one
-    worker took 2.0 min in tasks of 13, 1.6 min in tasks of 25)."""
+    take new episodes as theirs end (its last ones run with fewer envs: RESULTS.md attempt 17, 100 Doom
+    evaluation episodes on one worker in 2.0 min as tasks of 13, 1.6 min as tasks of 25)."""
     size = max(envs, -(-len(items) // (4 * workers)))
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
 

@@ -45,70 +45,74 @@ def frame_limits(config: Config) -> tuple[int, int]:
     return max_frames, min_frames
 
 
-def run_episode(env, policy, seed: int, max_frames: int, ignore_done: bool) -> Episode:
-    """One episode: the frame before each step is recorded, starting with the reset frame."""
-    rng = np.random.default_rng(seed)
-    policy.reset(rng)
-    frame = env.reset(seed=seed)
-    frames, actions, rewards, dones = [], [], [], []
-    for _ in range(max_frames):
-        action = policy.act(frame)
-        frames.append(frame)
-        actions.append(action)
-        frame, reward, terminated, _ = env.step(action)
-        rewards.append(reward)
-        dones.append(terminated)
-        if terminated and not ignore_done:
-            break  # Doom: the death frame is not recorded
-    return Episode(np.stack(frames), np.stack(actions), np.array(rewards), np.array(dones), {})
-
-
-def collect_episodes(cfg: Config, envs, policy, episodes_dir: Path, indices: tuple[int, ...]) -> list[int]:
-    """Collect and write episodes `indices` in lockstep on the worker's envs (`rollout.lockstep`); an episode
-    too short is retried with the next derived seed. Each episode depends on its index only, not on the
-    envs it shares a step with. Returns the episodes' lengths."""
+def record_episodes(envs: list, policy, jobs: deque, max_frames: int, ignore_done: bool,
+                    finished: Callable[[Any, int, Episode], None]) -> None:
+    """Episodes of `policy` (`reset_slot`, `act_slots`) on `envs` in lockstep (`rollout.lockstep`), one per
+    (key, seed) of `jobs`: the frame before each step is recorded, starting with the reset frame, up to
+    `max_frames` or the first done unless `ignore_done` (Doom: the death frame is not recorded).
+    `finished(key, seed, episode)` receives each and may put jobs back at the front of `jobs`."""
     from worldmodels.rollout import lockstep
 
-    max_frames, min_frames = frame_limits(cfg)
-    ignore_done = task_spec(cfg.env).ignore_done
-    envs = envs.take(len(indices))
-    jobs = deque((index, 0) for index in indices)  # (episode index, attempt)
-    lengths: dict[int, int] = {}
-    running: dict[int, tuple] = {}  # slot -> (index, attempt, seed, frames, actions, rewards, dones)
+    running: dict[int, tuple] = {}  # slot -> (key, seed, frames, actions, rewards, dones)
 
-    def begin(slot: int, job: tuple[int, int]) -> np.ndarray:
-        index, attempt = job
-        if attempt == 1000:
-            raise RuntimeError(f"episode {index}: 1000 attempts all had {min_frames} frames or fewer")
-        seed = derive_seed(cfg.seed, "collect", index, attempt)
+    def begin(slot: int, job: tuple[Any, int]) -> np.ndarray:
+        key, seed = job
         policy.reset_slot(slot, np.random.default_rng(seed))
-        running[slot] = (index, attempt, seed, [], [], [], [])
+        running[slot] = (key, seed, [], [], [], [])
         return envs[slot].reset(seed=seed)
 
     def act(slots: list[int], frames: np.ndarray) -> np.ndarray:
         actions = policy.act_slots(slots, frames)
         for slot, frame, action in zip(slots, frames, actions):
-            running[slot][3].append(frame)  # the frame before each step, starting with the reset frame
-            running[slot][4].append(action)
+            running[slot][2].append(frame)
+            running[slot][3].append(action)
         return actions
 
     def after(slot: int, frame: np.ndarray, reward: float, terminated: bool, truncated: bool) -> bool:
-        index, attempt, seed, frames, actions, rewards, dones = running[slot]
+        key, seed, frames, actions, rewards, dones = running[slot]
         rewards.append(reward)
         dones.append(terminated)
         if not (terminated and not ignore_done) and len(frames) < max_frames:
-            return False  # Doom stops at death: the death frame is not recorded
-        if len(frames) <= min_frames:  # Doom keeps episodes of more than 100 frames
-            jobs.appendleft((index, attempt + 1))
-            return True
-        meta = {"env": cfg.env, "index": index, "seed": seed, "attempts": attempt + 1,
-                "policy": policy.name or cfg.collect.policy}
-        episode = Episode(np.stack(frames), np.stack(actions), np.array(rewards), np.array(dones), meta)
-        write_episode(episode_path(episodes_dir, index), episode)
-        lengths[index] = len(frames)
+            return False
+        finished(key, seed, Episode(np.stack(frames), np.stack(actions), np.array(rewards), np.array(dones), {}))
         return True
 
     lockstep(envs, jobs, begin, act, after)
+
+
+def run_episode(env, policy, seed: int, max_frames: int, ignore_done: bool) -> Episode:
+    """One episode of a policy (`reset(rng)`, `act(frame)`) on one env, as collection records it."""
+    episodes: list[Episode] = []
+    record_episodes([env], PolicySlots([policy]), deque([(None, seed)]), max_frames, ignore_done,
+                    lambda key, seed, episode: episodes.append(episode))
+    return episodes[0]
+
+
+def collect_episodes(cfg: Config, envs, policy, episodes_dir: Path, indices: tuple[int, ...]) -> list[int]:
+    """Collect and write episodes `indices` in lockstep on the worker's envs; an episode too short is retried
+    with the next derived seed. Each episode depends on its index only, not on the envs it shares a step
+    with. Returns the episodes' lengths."""
+    max_frames, min_frames = frame_limits(cfg)
+    lengths: dict[int, int] = {}
+
+    def job(index: int, attempt: int) -> tuple[tuple[int, int], int]:
+        if attempt == 1000:
+            raise RuntimeError(f"episode {index}: 1000 attempts all had {min_frames} frames or fewer")
+        return (index, attempt), derive_seed(cfg.seed, "collect", index, attempt)
+
+    jobs = deque(job(index, 0) for index in indices)
+
+    def finished(key: tuple[int, int], seed: int, episode: Episode) -> None:
+        index, attempt = key
+        if len(episode.obs) <= min_frames:  # Doom keeps episodes of more than 100 frames
+            jobs.appendleft(job(index, attempt + 1))
+            return
+        meta = {"env": cfg.env, "index": index, "seed": seed, "attempts": attempt + 1,
+                "policy": policy.name or cfg.collect.policy}
+        write_episode(episode_path(episodes_dir, index), episode._replace(meta=meta))
+        lengths[index] = len(episode.obs)
+
+    record_episodes(envs.take(len(indices)), policy, jobs, max_frames, task_spec(cfg.env).ignore_done, finished)
     return [lengths[index] for index in indices]
 
 
