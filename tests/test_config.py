@@ -170,12 +170,18 @@ def test_unknown_preset_lists_the_valid_choices():
         (["iterate.siblings=0"], "iterate.siblings=0 must be positive"),
         (["iterate.temperature=-1"], "iterate.temperature=-1.0 must be >= 0"),
         (["iterate.rollouts=-2"], "iterate.rollouts must be >= 0"),
+        (["doom_resolution=640x480"], "doom_resolution='640x480' is not valid; choose one of: 320x240, 160x120"),
     ],
 )
 def test_validation_names_the_key(items, fragment):
     with pytest.raises(UserError) as e:
         resolve("doom-smoke", items)
     assert fragment in str(e.value)
+
+
+def test_doom_resolution_is_refused_for_carracing():
+    with pytest.raises(UserError, match="applies to doom only"):
+        resolve("carracing-smoke", ["doom_resolution=160x120"])
 
 
 def test_brownian_is_valid_for_carracing():

@@ -174,6 +174,28 @@ def test_doom_same_seed_same_episode_other_seed_another():
     assert len(a.obs) != len(c.obs) or not np.array_equal(a.obs, c.obs)
 
 
+@pytest.mark.realenv
+def test_doom_at_160x120_plays_the_same_game_in_nearly_the_same_frames():
+    """doom_resolution=160x120: the game's logic does not depend on what it renders at, so a seed and a policy
+    give the same episode; the 64x64 frames differ by resampling only."""
+    episodes, sizes = [], []
+    for resolution in ("320x240", "160x120"):
+        env = make_env("doom", doom_resolution=resolution)
+        try:
+            episodes.append(run_episode(env, DoomRandomPolicy(), seed=13, max_frames=150, ignore_done=False))
+            sizes.append((env.env.game.get_screen_width(), env.env.game.get_screen_height()))
+        finally:
+            env.close()
+    full, low = episodes
+    assert sizes == [(320, 240), (160, 120)]
+    np.testing.assert_array_equal(full.action, low.action)
+    np.testing.assert_array_equal(full.reward, low.reward)
+    np.testing.assert_array_equal(full.done, low.done)
+    difference = np.abs(full.obs.astype(np.float32) - low.obs).mean(axis=(1, 2, 3))
+    assert difference.max() < 8.0, difference.max()  # of 255; measured ~2.5 on average
+    assert not np.array_equal(full.obs, low.obs)
+
+
 def test_task_facts():
     assert (TASKS["doom"].max_steps, TASKS["doom"].min_frames, TASKS["doom"].action_dim) == (2100, 100, 1)
     assert TASKS["doom"].ignore_done is False

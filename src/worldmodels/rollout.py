@@ -254,14 +254,14 @@ class RolloutTask(NamedTuple):
 class WorkerEnvs:
     """A worker's environments, made when a task first needs them: at most `limit`, run in lockstep."""
 
-    def __init__(self, name: str, limit: int) -> None:
-        self.name, self.limit, self.envs = name, limit, []
+    def __init__(self, name: str, limit: int, doom_resolution: str = "320x240") -> None:
+        self.name, self.limit, self.doom_resolution, self.envs = name, limit, doom_resolution, []
 
     def take(self, n: int) -> list[FrameEnv]:
         from worldmodels.envs import make_env
 
         while len(self.envs) < min(n, self.limit):
-            self.envs.append(make_env(self.name))
+            self.envs.append(make_env(self.name, doom_resolution=self.doom_resolution))
         return self.envs[: min(n, self.limit)]
 
 
@@ -283,7 +283,7 @@ class RolloutWorker:
 
     def __call__(self) -> Callable[[RolloutTask], list[float]]:
         agent, config = load_agent(Path(self.run_dir), "cpu", self.config, self.mdnrnn_path)
-        return functools.partial(run_task, agent, WorkerEnvs(config.env, self.envs), self.max_steps)
+        return functools.partial(run_task, agent, WorkerEnvs(config.env, self.envs, config.doom_resolution), self.max_steps)
 
 
 def uses_memory(spec: ControllerSpec) -> bool:

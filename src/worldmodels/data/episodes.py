@@ -57,11 +57,22 @@ def list_episodes(directory: Path) -> list[Path]:
 
 
 def write_arrays(path: Path, compress: bool = True, **arrays: Any) -> Path:
-    """Atomically write named arrays (and a `meta` dict as JSON) to an npz file."""
+    """Atomically write named arrays (and a `meta` dict as JSON) to an npz file.
+
+    Compressed at zlib level 1, not `np.savez_compressed`'s 6: on a Doom episode's frames 4x faster (36 vs
+    149 ms for 326 frames), files 12% larger; at level 6 compression took 42% of a collection worker's time.
+    """
     if "meta" in arrays:
         arrays["meta"] = np.array(json.dumps(arrays["meta"]))
-    save = np.savez_compressed if compress else np.savez
-    return atomic_write(path, lambda f: save(f, **arrays))
+
+    def save(f) -> None:
+        method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        with zipfile.ZipFile(f, "w", compression=method, compresslevel=1 if compress else None) as archive:
+            for name, value in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+    return atomic_write(path, save)
 
 
 def read_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:

@@ -21,8 +21,9 @@ def task_spec(name: str) -> TaskSpec:
     return TASKS[name]
 
 
-def make_env(name: str, seed: int | None = None) -> FrameEnv:
-    """A headless real environment by name ('carracing' or 'doom'); `seed` seeds its first reset."""
+def make_env(name: str, seed: int | None = None, doom_resolution: str = "320x240") -> FrameEnv:
+    """A headless real environment by name ('carracing' or 'doom'); `seed` seeds its first reset;
+    `doom_resolution`: what ViZDoom renders at (config `doom_resolution`)."""
     task_spec(name)
     if name == "carracing":
         from worldmodels.envs.carracing import CarRacingEnv
@@ -31,7 +32,7 @@ def make_env(name: str, seed: int | None = None) -> FrameEnv:
     else:
         from worldmodels.envs.doom import DoomEnv
 
-        env = DoomEnv()
+        env = DoomEnv(doom_resolution)
     env.default_seed = seed
     return env
 

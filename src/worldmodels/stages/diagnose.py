@@ -57,7 +57,7 @@ def dream_scores(world: DreamWorld, policy: Policy, episodes: int, temperature: 
 
 
 def real_scores(config: Config, policy: Policy, episodes: int, max_steps: int, seed: int) -> np.ndarray:
-    env = make_env(config.env)
+    env = make_env(config.env, doom_resolution=config.doom_resolution)
     rng = np.random.default_rng(seed)
     returns = []
     for i in range(episodes):

@@ -85,7 +85,7 @@ def write_video(rt: Runtime, params: np.ndarray, seed: int, max_steps: int, mdnr
     from worldmodels.rollout import load_agent
 
     agent, cfg = load_agent(rt.run_dir, rt.torch_device, mdnrnn_path=mdnrnn_path)
-    env = make_env(cfg.env)
+    env = make_env(cfg.env, doom_resolution=cfg.doom_resolution)
     episode = agent.run_episode(env, params, seed, max_steps, record=True)
     env.close()
     gap = np.full((64, 2, 3), 255, np.uint8)
