@@ -351,10 +351,10 @@ def make_agent_run(run_dir: Path, size: dict) -> dict:
     return config.to_dict()
 
 
-def time_bare_env(name: str, steps: int) -> float:
+def time_bare_env(name: str, steps: int, doom_resolution: str = "320x240") -> float:
     from worldmodels.envs import make_env
 
-    env = make_env(name)
+    env = make_env(name, doom_resolution=doom_resolution)
     rng = np.random.default_rng(0)
     low = np.array([-1.0, 0.0, 0.0] if name == "carracing" else [-1.0], np.float32)
     env.reset(seed=0)
@@ -372,14 +372,14 @@ def time_bare_env(name: str, steps: int) -> float:
     return steps / seconds
 
 
-def time_agent(run_dir: Path, name: str, steps: int, envs: int = 1) -> float:
+def time_agent(run_dir: Path, name: str, steps: int, envs: int = 1, doom_resolution: str = "320x240") -> float:
     """Steps per second of the agent (V + M + C every step) in the real env, one thread, `envs` environments
     in lockstep (`Agent.run_episodes`, what a rollout worker runs; 1 = one episode at a time)."""
     from worldmodels.envs import make_env
     from worldmodels.rollout import load_agent
 
     agent, _ = load_agent(run_dir, "cpu")
-    pool = [make_env(name) for _ in range(envs)]
+    pool = [make_env(name, doom_resolution=doom_resolution) for _ in range(envs)]
     params = np.random.default_rng(0).normal(0.0, 0.1, agent.spec.num_params).astype(np.float32)
     agent.run_episodes(pool, params, list(range(envs)), 20)  # warm-up, and every env made and reset once
     done, seed, seconds = 0, envs, 0.0
@@ -604,7 +604,15 @@ def main(quick: bool = False, json_path: str | None = None, dream_steps: int | N
                           f"overhead {env_rate / one_rate - 1.0:.0%} of the env's own time")
                 table.add("real env", f"{name} agent, 1 worker, {LOCKSTEP_ENVS} envs in lockstep", agent_rate,
                           "steps/s", f"overhead {overhead:.0%} of the env's own time (--envs {LOCKSTEP_ENVS})")
-                if name == "doom":
+                if name == "doom":  # doom-quick's renderer setting (config doom_resolution)
+                    low_env = time_bare_env(name, steps, "160x120")
+                    low_agent = time_agent(run_dir, name, steps, LOCKSTEP_ENVS, "160x120")
+                    out.update(doom_160x120_env_steps_per_s=low_env, doom_160x120_agent_steps_per_s=low_agent,
+                               doom_160x120_agent_overhead_fraction=low_env / low_agent - 1.0)
+                    table.add("real env", "doom bare environment, ViZDoom at 160x120", low_env, "steps/s",
+                              f"{low_env / env_rate:.1f}x the 320x240 env")
+                    table.add("real env", f"doom agent, {LOCKSTEP_ENVS} envs in lockstep, 160x120", low_agent,
+                              "steps/s", f"overhead {low_env / low_agent - 1.0:.0%} of that env's own time")
                     tasks = 2 if quick else 8
                     cap = 100 if quick else 500
                     rates = [time_pool(run_dir, config, w, tasks, cap, LOCKSTEP_ENVS) for w in (1, 2)]

@@ -258,9 +258,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "doom-quick": {
         "description": "Doom at the paper's model sizes, budgets for under an hour on a 2-core laptop: 700 random "
-        "episodes (a quarter with long holds; ViZDoom rendering at 160x120), V 1 epoch at lr 1e-3, M 25 epochs of "
-        "32 x 100-frame chunks (both in bf16 mixed precision), C on [z, h] 20 generations of 64 x 8 in the dream (bf16), then 1 round of "
-        "iterative training (150 agent episodes at exploration 0.3; 7 sibling fine-tunes of M, +5 epochs each, a "
+        "episodes (a quarter with long holds), V 1 epoch at lr 1e-3, M 25 epochs of 32 x 100-frame chunks (both "
+        "in bf16 mixed precision), C on [z, h] 20 generations of 64 x 8 in the dream (bf16), then 1 round of "
+        "iterative training (150 agent episodes at exploration 0.3; 4 sibling fine-tunes of M, +5 epochs each, a "
         "fresh C of 20 generations on each, in the dream at tau 1.5, stopped where the population survives 75% of "
         "the cap), keeping the controller with the best real score over 30 episodes.",
         "base": "doom",
@@ -270,10 +270,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             # Twice the episodes did worse, with M at 15 or 25 epochs: the dream let a held action survive
             # (attempts 6 and 7, RESULTS.md)
             "collect": {"episodes": 700, "long_holds": 0.25},
-            # ViZDoom renders at 160x120 instead of the scenario's 320x240: the same game and, after the
-            # resize to 64x64, the same frames up to resampling (~2.5 of 255), ~2.5x faster steps; collection
-            # and every real episode of the run get faster (docs/doom-resolution.md)
-            "doom_resolution": "160x120",
+            # doom_resolution stays the scenario's 320x240: at 160x120 (the same game, ~2.5x faster) the whole
+            # chain re-draws, and attempt 18's draw with seven siblings scored 331 / 320 (RESULTS.md, session 11)
             # V: Adam at 1e-3 instead of the original's 1e-4 (the PyTorch ports' rate): one epoch then ends near
             # where 1e-4 ends after more than two, which is what makes the fireballs and monsters visible in z.
             # One epoch: with two (attempt 8) the first dream was harsher (random 111 vs 174 in the game), C learnt
@@ -302,10 +300,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             # (attempt 15: 750.8 / 681.9). A round's C stops where its whole population survives 75% of the cap: a
             # lenient dream, whose C scores 195 and costs ~6 min at the cap (two of attempt 12's siblings; attempt
             # 15's two stopped at generations 8 and 18)
-            # (attempt 16: 806.3 / 749.5 in 40.9 min.) One sibling M in four to eight is good (RESULTS.md, sessions
-            # 6-10), so the minutes the faster renderer saves go to three more siblings (~4 min each)
             "iterate": {"rounds": 1, "episodes": 150, "exploration": 0.3, "mdnrnn_epochs": 5, "generations": 20,
-                        "abandon": 0.75, "siblings": 7, "temperature": 1.5, "warm_start": False, "keep": "best",
+                        "abandon": 0.75, "siblings": 4, "temperature": 1.5, "warm_start": False, "keep": "best",
                         "eval_episodes": 30},
         },
     },
