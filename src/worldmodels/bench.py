@@ -351,7 +351,7 @@ def make_agent_run(run_dir: Path, size: dict) -> dict:
     return config.to_dict()
 
 
-def time_bare_env(name: str, steps: int, doom_resolution: str = "320x240") -> float:
+def time_bare_env(name: str, steps: int, doom_resolution: str | None = None) -> float:
     from worldmodels.envs import make_env
 
     env = make_env(name, doom_resolution=doom_resolution)
@@ -372,7 +372,7 @@ def time_bare_env(name: str, steps: int, doom_resolution: str = "320x240") -> fl
     return steps / seconds
 
 
-def time_agent(run_dir: Path, name: str, steps: int, envs: int = 1, doom_resolution: str = "320x240") -> float:
+def time_agent(run_dir: Path, name: str, steps: int, envs: int = 1, doom_resolution: str | None = None) -> float:
     """Steps per second of the agent (V + M + C every step) in the real env, one thread, `envs` environments
     in lockstep (`Agent.run_episodes`, what a rollout worker runs; 1 = one episode at a time)."""
     from worldmodels.envs import make_env
@@ -604,7 +604,7 @@ def main(quick: bool = False, json_path: str | None = None, dream_steps: int | N
                           f"overhead {env_rate / one_rate - 1.0:.0%} of the env's own time")
                 table.add("real env", f"{name} agent, 1 worker, {LOCKSTEP_ENVS} envs in lockstep", agent_rate,
                           "steps/s", f"overhead {overhead:.0%} of the env's own time (--envs {LOCKSTEP_ENVS})")
-                if name == "doom":  # doom-quick's renderer setting (config doom_resolution)
+                if name == "doom":  # the faster renderer, config doom_resolution=160x120
                     low_env = time_bare_env(name, steps, "160x120")
                     low_agent = time_agent(run_dir, name, steps, LOCKSTEP_ENVS, "160x120")
                     out.update(doom_160x120_env_steps_per_s=low_env, doom_160x120_agent_steps_per_s=low_agent,

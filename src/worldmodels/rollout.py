@@ -254,7 +254,7 @@ class RolloutTask(NamedTuple):
 class WorkerEnvs:
     """A worker's environments, made when a task first needs them: at most `limit`, run in lockstep."""
 
-    def __init__(self, name: str, limit: int, doom_resolution: str = "320x240") -> None:
+    def __init__(self, name: str, limit: int, doom_resolution: str | None = None) -> None:
         self.name, self.limit, self.doom_resolution, self.envs = name, limit, doom_resolution, []
 
     def take(self, n: int) -> list[FrameEnv]:
@@ -283,7 +283,8 @@ class RolloutWorker:
 
     def __call__(self) -> Callable[[RolloutTask], list[float]]:
         agent, config = load_agent(Path(self.run_dir), "cpu", self.config, self.mdnrnn_path)
-        return functools.partial(run_task, agent, WorkerEnvs(config.env, self.envs, config.doom_resolution), self.max_steps)
+        envs = WorkerEnvs(config.env, self.envs, config.doom_resolution)
+        return functools.partial(run_task, agent, envs, self.max_steps)
 
 
 def uses_memory(spec: ControllerSpec) -> bool:

@@ -21,9 +21,9 @@ def task_spec(name: str) -> TaskSpec:
     return TASKS[name]
 
 
-def make_env(name: str, seed: int | None = None, doom_resolution: str = "320x240") -> FrameEnv:
+def make_env(name: str, seed: int | None = None, doom_resolution: str | None = None) -> FrameEnv:
     """A headless real environment by name ('carracing' or 'doom'); `seed` seeds its first reset;
-    `doom_resolution`: what ViZDoom renders at (config `doom_resolution`)."""
+    `doom_resolution`: what ViZDoom renders at (config `doom_resolution`; None: the scenario's)."""
     task_spec(name)
     if name == "carracing":
         from worldmodels.envs.carracing import CarRacingEnv

@@ -12,6 +12,7 @@ import numpy as np
 
 from worldmodels.envs.base import FrameEnv, resize_frame
 
+SCENARIO_RESOLUTION = "320x240"  # take_cover.cfg's screen_resolution (config doom_resolution's default)
 NOOP, RIGHT, LEFT = 0, 1, 2  # Discrete(3) of VizdoomTakeCover-v1: button_map [(0,0), (0,1), (1,0)]
 THIRD = 1.0 / 3.0
 
@@ -33,10 +34,10 @@ def preprocess(screen: np.ndarray) -> np.ndarray:
 
 
 class DoomEnv(FrameEnv):
-    def __init__(self, resolution: str = "320x240") -> None:
-        """`resolution`: what ViZDoom renders at. The scenario's 320x240 is the default; at 160x120 the
-        game (its logic does not depend on the resolution) steps ~2.5x faster and the 64x64 frames differ
-        from 320x240's by resampling only (mean absolute difference ~3 of 255: docs/doom-resolution.md)."""
+    def __init__(self, resolution: str | None = None) -> None:
+        """`resolution`: what ViZDoom renders at (default: the scenario's 320x240). At 160x120 the game (its
+        logic does not depend on the resolution) steps 2-2.7x faster and the 64x64 frames differ from
+        320x240's by resampling only (~2.5 of 255 on average: docs/doom-resolution.md)."""
         super().__init__()
         import gymnasium as gym
         import vizdoom
@@ -48,7 +49,8 @@ class DoomEnv(FrameEnv):
         self.env = gym.make("VizdoomTakeCover-v1").unwrapped
         # the game starts at the first reset, so the setting still applies (the wrapper's observation_space
         # keeps saying 320x240; this class reads the screen buffer directly)
-        self.env.game.set_screen_resolution(getattr(vizdoom.ScreenResolution, f"RES_{resolution.upper()}"))
+        resolution = (resolution or SCENARIO_RESOLUTION).upper()
+        self.env.game.set_screen_resolution(getattr(vizdoom.ScreenResolution, f"RES_{resolution}"))
         self.last_frame = np.zeros((64, 64, 3), np.uint8)
 
     def _reset(self, seed: int | None) -> np.ndarray:
