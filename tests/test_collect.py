@@ -83,7 +83,7 @@ def test_inspect_reports_collect_done(doom_run):
 
 def test_same_seed_same_episodes_on_any_executor(doom_run, tmp_path):
     """A second run directory, 2 episodes, in one process and one env at a time instead of 2 workers with up
-    to 8 envs in lockstep: the same files' contents."""
+    to 16 envs in lockstep: the same files' contents."""
     run_dir = tmp_path / "again"
     ok(run_cli("collect", "--preset", "doom-smoke", "--run-dir", run_dir, *sets("collect.episodes=2"),
                "--executor", "inprocess", "--envs", "1", "--quiet"))

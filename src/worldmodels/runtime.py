@@ -23,7 +23,7 @@ class Runtime:
     run_dir: Path
     config: Config
     workers: int = 1
-    envs: int = 8  # real environments per worker, stepped in lockstep (rollout.AgentBatch)
+    envs: int = 16  # real environments per worker, stepped in lockstep (rollout.AgentBatch; BENCHMARKS.md)
     device: str = "auto"
     executor: str = "process"
     ray_address: str | None = None
