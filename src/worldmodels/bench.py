@@ -607,12 +607,13 @@ def main(quick: bool = False, json_path: str | None = None, dream_steps: int | N
                 if name == "doom":  # the faster renderer, config doom_resolution=160x120
                     low_env = time_bare_env(name, steps, "160x120")
                     low_agent = time_agent(run_dir, name, steps, LOCKSTEP_ENVS, "160x120")
+                    low_overhead = low_env / low_agent - 1.0
                     out.update(doom_160x120_env_steps_per_s=low_env, doom_160x120_agent_steps_per_s=low_agent,
-                               doom_160x120_agent_overhead_fraction=low_env / low_agent - 1.0)
+                               doom_160x120_agent_overhead_fraction=low_overhead)
                     table.add("real env", "doom bare environment, ViZDoom at 160x120", low_env, "steps/s",
                               f"{low_env / env_rate:.1f}x the 320x240 env")
                     table.add("real env", f"doom agent, {LOCKSTEP_ENVS} envs in lockstep, 160x120", low_agent,
-                              "steps/s", f"overhead {low_env / low_agent - 1.0:.0%} of that env's own time")
+                              "steps/s", f"overhead {low_overhead:.0%} of that env's own time")
                     tasks = 2 if quick else 8
                     cap = 100 if quick else 500
                     rates = [time_pool(run_dir, config, w, tasks, cap, LOCKSTEP_ENVS) for w in (1, 2)]

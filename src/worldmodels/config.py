@@ -193,7 +193,7 @@ class Config:
     env: str = doc("carracing", "Task: 'carracing' (CarRacing-v3) or 'doom' (VizdoomTakeCover-v1).")
     doom_resolution: str = doc(
         "320x240", "Doom only: the resolution ViZDoom renders at before the resize to 64x64. '320x240' is the "
-        "scenario's own (SPEC.md Part A); '160x120' steps 2-2.7x faster and gives the same 64x64 frames up to "
+        "scenario's own (SPEC.md Part A); '160x120' steps ~2x faster and gives the same 64x64 frames up to "
         "resampling (a departure for speed; docs/doom-resolution.md)."
     )
     seed: int = doc(0, "Base seed of the run (collection, training, sampling).")
@@ -270,7 +270,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             # Twice the episodes did worse, with M at 15 or 25 epochs: the dream let a held action survive
             # (attempts 6 and 7, RESULTS.md)
             "collect": {"episodes": 700, "long_holds": 0.25},
-            # doom_resolution stays the scenario's 320x240: at 160x120 (the same game, 2-2.7x faster) the whole
+            # doom_resolution stays the scenario's 320x240: at 160x120 (the same game, ~2x faster) the whole
             # chain re-draws, and attempt 18's draw with seven siblings scored 331 / 320 (RESULTS.md, session 11)
             # V: Adam at 1e-3 instead of the original's 1e-4 (the PyTorch ports' rate): one epoch then ends near
             # where 1e-4 ends after more than two, which is what makes the fireballs and monsters visible in z.

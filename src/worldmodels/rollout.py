@@ -181,13 +181,13 @@ class Agent:
             if record:
                 episode[3][-1] += [reward, terminated]
             over = terminated or truncated or episode[2] >= max_steps
-            if over and record:
-                frames, reconstructions, actions, rewards, dones = zip(*episode[3])
-                results[episode[0]] = EpisodeResult(
-                    episode[1], episode[2], np.stack(frames), np.stack(reconstructions), np.stack(actions),
-                    np.array(rewards, np.float32), np.array(dones))
-            elif over:
-                results[episode[0]] = EpisodeResult(episode[1], episode[2])
+            if over:
+                recorded = ()
+                if record:
+                    frames, reconstructions, actions, rewards, dones = zip(*episode[3])
+                    recorded = (np.stack(frames), np.stack(reconstructions), np.stack(actions),
+                                np.array(rewards, np.float32), np.array(dones))
+                results[episode[0]] = EpisodeResult(episode[1], episode[2], *recorded)
             return over
 
         lockstep(envs, deque(enumerate(seeds)), begin, act, after)

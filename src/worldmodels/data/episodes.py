@@ -59,8 +59,8 @@ def list_episodes(directory: Path) -> list[Path]:
 def write_arrays(path: Path, compress: bool = True, **arrays: Any) -> Path:
     """Atomically write named arrays (and a `meta` dict as JSON) to an npz file.
 
-    Compressed at zlib level 1, not `np.savez_compressed`'s 6: on a Doom episode's frames 4x faster (36 vs
-    149 ms for 326 frames), files 12% larger; at level 6 compression took 42% of a collection worker's time.
+    Compressed at zlib level 1, not `np.savez_compressed`'s 6: ~4x faster on a Doom episode's frames, files
+    12-16% larger; at level 6 compression took 42% of a collection worker's time (BENCHMARKS.md, session 11).
     """
     if "meta" in arrays:
         arrays["meta"] = np.array(json.dumps(arrays["meta"]))

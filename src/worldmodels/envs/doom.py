@@ -36,7 +36,7 @@ def preprocess(screen: np.ndarray) -> np.ndarray:
 class DoomEnv(FrameEnv):
     def __init__(self, resolution: str | None = None) -> None:
         """`resolution`: what ViZDoom renders at (default: the scenario's 320x240). At 160x120 the game (its
-        logic does not depend on the resolution) steps 2-2.7x faster and the 64x64 frames differ from
+        logic does not depend on the resolution) steps ~2x faster and the 64x64 frames differ from
         320x240's by resampling only (~2.5 of 255 on average: docs/doom-resolution.md)."""
         super().__init__()
         import gymnasium as gym
