@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+from worldmodels.artifacts import CHECKPOINT, MDNRNN_DIR
 from worldmodels.checkpoint import atomic_write_bytes, atomic_write_text
 from worldmodels.config import load_run_config
 from worldmodels.runtime import Runtime
-from worldmodels.seeding import derive_seed
 from worldmodels.stages import iterate, train_mdnrnn
 
 
@@ -26,13 +26,13 @@ def main() -> None:
     run, what, siblings = Path(sys.argv[1]), sys.argv[2], [int(s) for s in sys.argv[3:]]
     cfg = load_run_config(run)
     rt = Runtime(run_dir=run, config=cfg, workers=2, device="cpu", quiet=True)
-    episodes, epochs = iterate.episodes_after(cfg, 1), cfg.mdnrnn.epochs + cfg.iterate.mdnrnn_epochs
+    episodes, epochs = iterate.episodes_after(cfg, 1), iterate.mdnrnn_epochs_after(cfg, 1)
     for s in siblings:
-        out = run / "rounds" / "01" / "siblings" / str(s)
-        m_path = out / "mdnrnn" / "checkpoint.pt"
+        out = iterate.round_dir(run, 1) / iterate.SIBLINGS_DIR / str(s)
+        m_path = out / MDNRNN_DIR / CHECKPOINT
         if not m_path.is_file():
-            atomic_write_bytes(m_path, (run / "rounds" / "01" / "mdnrnn-start.pt").read_bytes())
-        seed = cfg.seed if s == 0 else derive_seed(cfg.seed, "sibling", 1, s)
+            atomic_write_bytes(m_path, (iterate.round_dir(run, 1) / iterate.M_START).read_bytes())
+        seed = iterate.sibling_seed(cfg, 1, s)
         tic = time.time()
         if what == "m":
             train_mdnrnn.run(iterate.round_runtime(rt, seed), episodes=episodes, epochs=epochs, path=m_path)

@@ -63,6 +63,16 @@ def episodes_after(config: Config, index: int) -> int:
     return config.collect.episodes + index * config.iterate.episodes
 
 
+def mdnrnn_epochs_after(config: Config, index: int) -> int:
+    """M's epoch count once round `index` has fine-tuned it (round 0: the first pass's)."""
+    return config.mdnrnn.epochs + index * config.iterate.mdnrnn_epochs
+
+
+def sibling_seed(config: Config, index: int, sibling: int) -> int:
+    """The seed of round `index`'s sibling: the run's for sibling 0 (the round `siblings: 1` trains)."""
+    return config.seed if sibling == 0 else derive_seed(config.seed, "sibling", index, sibling)
+
+
 def round_controller(run_dir: Path, index: int) -> Path:
     """The directory of round `index`'s controller (round 0: the first pass, controller/)."""
     return round_dir(run_dir, index) if index else Path(run_dir) / CONTROLLER_DIR
@@ -152,7 +162,7 @@ def train_siblings(rt: Runtime, index: int, episodes: int, epochs: int, start: d
         m_path = sibling / MDNRNN_DIR / CHECKPOINT
         if not m_path.is_file():
             atomic_write_bytes(m_path, start_m.read_bytes())
-        seed = cfg.seed if s == 0 else derive_seed(cfg.seed, "sibling", index, s)
+        seed = sibling_seed(cfg, index, s)
         scores = train_m_and_c(rt, index, sibling, m_path, seed, episodes, epochs, start)
         result = {"sibling": s, "seed": seed, **scores}
         atomic_write_text(sibling / SIBLING_FILE, json.dumps(result, indent=2))
@@ -201,7 +211,7 @@ def run(rt: Runtime) -> None:
         if it.vae_epochs:
             train_vae.run(rt, episodes, epochs=cfg.vae.epochs + index * it.vae_epochs)
         encode.run(rt, episodes)
-        epochs = cfg.mdnrnn.epochs + index * it.mdnrnn_epochs
+        epochs = mdnrnn_epochs_after(cfg, index)
         if it.warm_start:
             start = {"x0": params.astype(np.float64), "sigma0": it.sigma0}
         else:
