@@ -88,3 +88,16 @@ def test_lockstep_collection_writes_the_episodes_one_env_at_a_time_would(tmp_pat
         assert a.meta == b.meta and a.meta["policy"] == "agent"
     assert max(e.meta["attempts"] for e in written[0]) > 1  # some episodes were retried
     assert len({e.action.tobytes() for e in written[0]}) == len(indices)
+
+
+def test_task_chunks_cover_every_item_once_in_tasks_of_bounded_size():
+    """About four tasks per worker, never fewer than `envs` items a task, never more than TASK_ENVS_MAX x envs
+    (the full presets' 10,000 collection episodes: 79 tasks of 128, not 8 of 1,250)."""
+    from worldmodels.rollout import TASK_ENVS_MAX, task_chunks
+
+    for n, envs, workers, sizes in [(100, 16, 2, {16, 4}), (400, 16, 2, {50}), (10_000, 16, 2, {128, 16}),
+                                    (5, 16, 2, {5})]:
+        tasks = task_chunks(list(range(n)), envs, workers)
+        assert [i for task in tasks for i in task] == list(range(n))
+        assert {len(task) for task in tasks} == sizes
+        assert max(sizes) <= TASK_ENVS_MAX * envs

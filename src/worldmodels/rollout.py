@@ -235,12 +235,17 @@ def lockstep(envs: list[FrameEnv], jobs: deque, begin: Callable[[int, Any], np.n
                 stepping = stepper.submit(step, slots, actions) if slots else None
 
 
+TASK_ENVS_MAX = 8  # a task has at most this many times `envs` items
+
+
 def task_chunks(items: list, envs: int, workers: int) -> list[tuple]:
     """`items` (seeds, episode indices) cut into tasks for lockstep workers: about four per worker, so that
     the workers share the load and a progress bar moves, and at least `envs` per task, so that a task's envs
     take new episodes as theirs end (its last ones run with fewer envs: RESULTS.md attempt 17, 100 Doom
-    evaluation episodes on one worker in 2.0 min as tasks of 13, 1.6 min as tasks of 25)."""
-    size = max(envs, -(-len(items) // (4 * workers)))
+    evaluation episodes on one worker in 2.0 min as tasks of 13, 1.6 min as tasks of 25). At most
+    `TASK_ENVS_MAX * envs` per task: the full presets' 10,000 episodes as 8 tasks would move the bar every
+    ~10 minutes and bring a task (1,250 random Doom episodes, ~20 min a worker) near collection's timeout."""
+    size = max(envs, min(-(-len(items) // (4 * workers)), TASK_ENVS_MAX * envs))
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
 
 
