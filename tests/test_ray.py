@@ -87,7 +87,7 @@ def test_missing_ray_is_a_user_error(monkeypatch):
     with pytest.raises(UserError) as failure:
         make_executor("ray", Factory(), workers=2)
     assert str(failure.value) == RAY_MISSING
-    assert "pip install 'worldmodels[ray]'" in str(failure.value) and "\n" not in str(failure.value)
+    assert "pip install -e '.[ray]'" in str(failure.value) and "\n" not in str(failure.value)
 
 
 @pytest.fixture(scope="module")

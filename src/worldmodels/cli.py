@@ -61,9 +61,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="worldmodels", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:  # its line in `--help` heads its own --help
+        return sub.add_parser(name, help=text, description=text)
+
     stage_parsers = {}
     for name, (_, help_text) in STAGES.items():
-        stage_parsers[name] = sub.add_parser(name, help=help_text, description=help_text)
+        stage_parsers[name] = command(name, help_text)
         _add_common(stage_parsers[name])
     for name in ("evaluate", "run"):
         stage_parsers[name].add_argument("--episodes", type=int, help="real episodes to score (evaluate.episodes)")
@@ -72,30 +76,29 @@ def build_parser() -> argparse.ArgumentParser:
     stage_parsers["evaluate"].add_argument(
         "--out", type=Path, help="write the result here instead of RUN_DIR/eval.json, and leave the run's "
         "config.yaml as it is (a side measurement, e.g. a second set of seeds with --set evaluate.seed=20000)")
-    temperatures = sub.add_parser(
-        "temperatures", help="the paper's temperature table: C trained in the dream at each tau, scored in both")
+    temperatures = command("temperatures", "the paper's temperature table: C trained in the dream at each tau, scored in both")
     _add_common(temperatures)
     temperatures.add_argument("--taus", default="0.1,0.5,1.0,1.15,1.3", help="comma-separated temperatures")
     temperatures.add_argument("--episodes", type=int, default=100, help="episodes per score (dream and real)")
     temperatures.add_argument("--generations", type=int, help="CMA-ES generations per tau (default: the run's)")
-    dream = sub.add_parser("dream", help="a video of the controller acting inside M's dream, decoded by V")
+    dream = command("dream", "a video of the controller acting inside M's dream, decoded by V")
     dream.add_argument("run_dir", type=Path)
     dream.add_argument("--temperature", type=float, help="dream temperature (default: the run's)")
     dream.add_argument("--out", type=Path, help="GIF to write (default RUN_DIR/dream.gif)")
     dream.add_argument("--steps", type=int, help="step cap (default: the run's controller.max_steps)")
     dream.add_argument("--seed", type=int, default=0, help="seed of the dream episode")
     dream.add_argument("--device", default="auto", choices=DEVICES)
-    diagnose = sub.add_parser("diagnose", help="fixed policies in the dream and in the real game, side by side")
+    diagnose = command("diagnose", "fixed policies in the dream and in the real game, side by side")
     diagnose.add_argument("run_dir", type=Path)
     diagnose.add_argument("--episodes", type=int, default=20, help="episodes per policy and world")
     diagnose.add_argument("--temperature", type=float, help="dream temperature (default: the run's)")
     diagnose.add_argument("--device", default="auto", choices=DEVICES)
-    inspect = sub.add_parser("inspect", help="what a run directory holds: config and each stage's status")
+    inspect = command("inspect", "what a run directory holds: config and each stage's status")
     inspect.add_argument("run_dir", type=Path)
     inspect.add_argument("--json", action="store_true", help="one JSON object with keys stages and config")
-    presets = sub.add_parser("presets", help="list the presets")
+    presets = command("presets", "list the presets")
     presets.add_argument("--fields", action="store_true", help="also list every config key with its docstring")
-    bench = sub.add_parser("bench", help="throughput of every part against this machine's matmul ceiling")
+    bench = command("bench", "throughput of every part against this machine's matmul ceiling")
     bench.add_argument("--quick", action="store_true", help="fewer steps, extrapolated")
     bench.add_argument("--json", metavar="FILE", default=None, help="also write the figures as one JSON object")
     return parser

@@ -11,7 +11,7 @@ segfault inside an environment, a lost Ray node) or hangs past `task_timeout` is
 fresh one, and its task is run again, up to `max_retries` times. A task that raises a Python exception
 is not retried: the error is raised in the driver.
 
-Ray is an optional dependency (`pip install 'worldmodels[ray]'`), imported only by `RayExecutor`.
+Ray is an optional dependency (`pip install -e '.[ray]'` in the checkout), imported only by `RayExecutor`.
 """
 
 from __future__ import annotations
@@ -465,7 +465,7 @@ class ProcessPoolExecutor(Executor):
             self._finalizer()  # runs _stop once
 
 
-RAY_MISSING = "the ray executor needs Ray, which is not installed: pip install 'worldmodels[ray]'"
+RAY_MISSING = "the ray executor needs Ray, which is not installed: pip install -e '.[ray]' in the worldmodels checkout"
 
 
 class _RayActor:
