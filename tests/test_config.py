@@ -165,6 +165,8 @@ def test_unknown_preset_lists_the_valid_choices():
         (["mdnrnn.done_head=false"], "needs mdnrnn.done_head=true"),  # doom dream without a done head
         (["mdnrnn.restart_input=false"], "carry_state=true needs mdnrnn.restart_input=true"),
         (["collect.long_holds=1.5"], "collect.long_holds=1.5 must lie in [0, 1]"),
+        (["controller.dream_dropout=1"], "controller.dream_dropout=1.0 must lie in [0, 1)"),
+        (["mdnrnn.recurrent_dropout=-0.1"], "mdnrnn.recurrent_dropout=-0.1 must lie in [0, 1)"),
         (["iterate.keep=first"], "iterate.keep='first' is not valid"),
         (["iterate.keep=best", "iterate.vae_epochs=1"], "set iterate.vae_epochs=0"),
         (["iterate.siblings=0"], "iterate.siblings=0 must be positive"),

@@ -110,3 +110,25 @@ def test_compiled_engine_is_batch_independent_too():
     assert alone[0, 0] == batched[2, 3]
     eager = rollout_population(world, spec, params, seeds, 1.15, 80, compile=False)
     assert abs(eager.mean() - batched.mean()) < 4 * eager.std() / np.sqrt(eager.size) + 1
+
+
+def test_dream_dropout_gives_each_agent_its_own_dream_and_keeps_rows_batch_independent():
+    """`DreamWorld.dropout` (Dropout's Dream Land): an agent's masks are its own (drawn from its seed, about
+    the rate dropped), its episode is the same alone or among others, compacted or not, and the dream differs
+    from the one without dropout."""
+    world = _world()
+    spec, params, seeds = _population(world, 10, 5)
+    plain = rollout_population(world, spec, params, seeds, 1.15, 200)
+    world.dropout = 0.2
+    batched = rollout_population(world, spec, params, seeds, 1.15, 200)
+    assert not np.array_equal(batched, plain)
+    for p, r in [(0, 0), (9, 4), (5, 1)]:
+        alone = rollout_population(world, spec, params[p : p + 1], seeds[p : p + 1, r : r + 1], 1.15, 200)
+        assert alone[0, 0] == batched[p, r]
+    batch = DreamBatch(world, 1.15, 100)
+    batch.reset(torch.arange(64))
+    z_mask, h_mask = batch.masks
+    assert z_mask.shape == (64, 16) and h_mask.shape == (64, 64)
+    assert 0.15 < float((h_mask == 0).float().mean()) < 0.25
+    assert set(torch.unique(h_mask).tolist()) == {0.0, 1.0 / 0.8}
+    assert len({tuple(row.tolist()) for row in h_mask}) == 64  # every agent a different M

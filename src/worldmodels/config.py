@@ -101,6 +101,15 @@ class MDNRNNConfig:
         "losses skip the steps after an episode's first terminal one (CarRacing's data runs on past it).",
     )
     restart_factor: float = doc(10.0, "Weight of positive examples in the done loss (original: 10).")
+    input_dropout: float = doc(
+        0.0, "Dropout on M's z input while training, one mask per sequence (the action and restart flag are "
+        "kept). Not in the paper (0): Dropout's Dream Land (Wellmer & Kwok 2021) trains M at 0.05 so that "
+        "`controller.dream_dropout` can make many dreams of it.",
+    )
+    recurrent_dropout: float = doc(
+        0.0, "Dropout on h in M's recurrent product while training, one mask per sequence (Keras' "
+        "recurrent_dropout). Not in the paper (0); Dropout's Dream Land: 0.05.",
+    )
     precision: str = doc(
         "float32", "Training arithmetic: 'float32' (the original's) or 'bfloat16' (mixed precision: the LSTM and "
         "head products in bf16, weights, state and loss in fp32; a departure for speed on CPUs with bf16 units)."
@@ -126,6 +135,12 @@ class ControllerConfig:
     )
     dream_compile: bool = doc(False, "torch.compile the dream step (20-60 s once per process; needs a C compiler).")
     temperature: float = doc(1.15, "Dream temperature tau (paper's best Doom row 1.15; original code 1.25).")
+    dream_dropout: float = doc(
+        0.0, "Dropout in the dream: each dream agent runs M with its own masks on z and on h in the recurrent "
+        "product at this rate, fixed for its episode, so C is scored in many slightly different dreams "
+        "(Dropout's Dream Land, Wellmer & Kwok 2021: 0.1 on an M trained with dropout 0.05). The real agent "
+        "runs M without dropout. Not in the paper (0).",
+    )
     max_steps: int = doc(1000, "Step cap of one episode while training (CarRacing 1000, Doom 2100).")
     seed: int = doc(0, "Base seed of the rollout seeds (original: 0 CarRacing, 111 Doom).")
     diagnose_episodes: int = doc(
@@ -468,6 +483,9 @@ def validate(config: Config) -> Config:
     for key in ("iterate.exploration", "collect.long_holds", "iterate.abandon"):
         if not 0.0 <= flat[key] <= 1.0:
             raise UserError(f"{key}={flat[key]} must lie in [0, 1]")
+    for key in ("mdnrnn.input_dropout", "mdnrnn.recurrent_dropout", "controller.dream_dropout"):
+        if not 0.0 <= flat[key] < 1.0:
+            raise UserError(f"{key}={flat[key]} must lie in [0, 1)")
     if config.iterate.keep == "best" and config.iterate.vae_epochs:
         raise UserError("iterate.keep=best keeps an earlier round's M but cannot keep its V: set iterate.vae_epochs=0")
     if config.iterate.rounds and config.controller.where != "dream":

@@ -366,3 +366,26 @@ def test_bf16_training_step_keeps_fp32_state_and_loss_close_to_fp32() -> None:
         results[precision] = losses.loss.item()
     assert results["bfloat16"] == pytest.approx(results["float32"], rel=0.02)
     assert results["bfloat16"] != results["float32"]  # bf16 really ran
+
+
+def test_dropout_masks_of_ones_change_nothing_and_zeros_cut_the_recurrence():
+    """M's training dropout (`mdnrnn.input_dropout`, `recurrent_dropout`): all-ones masks give the same
+    outputs as none (Doom's unrolled LSTM bitwise; CarRacing's, unrolled only for the mask, as the fused
+    LSTM to rounding); a zero recurrent mask makes each step see only its own input."""
+    torch.manual_seed(0)
+    for restart_input in (True, False):
+        model = MDNRNN(6, 2, 16, restart_input=restart_input, done_head=restart_input)
+        z, action = torch.randn(3, 7, 6), torch.randn(3, 7, 2)
+        restart = torch.zeros(3, 7) if restart_input else None
+        plain, h_plain, _ = model(z, action, restart)
+        ones, h_ones, _ = model(z, action, restart, None, torch.ones(3, 6), torch.ones(3, 16))
+        if restart_input:
+            assert torch.equal(h_ones, h_plain) and torch.equal(ones.mu, plain.mu)
+        else:
+            torch.testing.assert_close(h_ones, h_plain)
+    _, h_cut, _ = model(z, action, None, None, None, torch.zeros(3, 16))
+    torch.testing.assert_close(h_cut[:, 0], h_plain[:, 0])  # h_0 = 0: nothing to drop at the first step
+    assert not torch.allclose(h_cut[:, 1:], h_plain[:, 1:])
+    _, h_blind, _ = model(z, action, None, None, torch.zeros(3, 6))
+    _, h_zero, _ = model(torch.zeros_like(z), action, None)
+    torch.testing.assert_close(h_blind, h_zero)

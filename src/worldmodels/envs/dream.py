@@ -73,6 +73,7 @@ class CounterRandom:
 
 # streams of CounterRandom used by the dream
 _INITIAL_INDEX, _INITIAL_EPS, _COMPONENT, _EPS = 0, 1, 3, 4  # normals use streams 2s and 2s+1
+_DROPOUT_Z, _DROPOUT_H = 10, 11  # uniforms at step 0: an agent's dropout masks (`DreamWorld.dropout`)
 
 
 def sample_with_noise(out: MDNOutput, temperature: float, uniform: Tensor, normal: Tensor) -> Tensor:
@@ -121,17 +122,20 @@ class Core:
         self.counter = (counter + torch.arange(mdnrnn.latent_dim)).to(lstm.weight_ih_l0.device)  # (3, Z)
 
 
-def lstm_step(core: Core, z: Tensor, action: Tensor, restart: Tensor | None, h: Tensor, c: Tensor
-              ) -> tuple[Tensor, Tensor]:
+def lstm_step(core: Core, z: Tensor, action: Tensor, restart: Tensor | None, h: Tensor, c: Tensor,
+              masks: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """M reads (z_t, a_t, restart_t) and advances its state (h, c): one product; float32 in and out.
-    The dream's step and the real agent's (`rollout.AgentBatch`) are this same function."""
+    The dream's step and the real agent's (`rollout.AgentBatch`) are this same function. `masks`: dropout
+    masks (N, Z) on z and (N, H) on h in the product (`DreamWorld.dropout`; the real agent has none)."""
     H = core.hidden_size
     if restart is not None:  # the state is zeroed before a restart step (`doomrnn/doomrnn.py` L324-348)
         keep = (restart <= 0.5).to(h.dtype).unsqueeze(-1)
         h, c = h * keep, c * keep
-        inputs = [z, action, restart.to(z.dtype).unsqueeze(-1), h]
+    z_in, h_in = (z, h) if masks is None else (z * masks[0], h * masks[1])
+    if restart is not None:
+        inputs = [z_in, action, restart.to(z.dtype).unsqueeze(-1), h_in]
     else:
-        inputs = [z, action, h]
+        inputs = [z_in, action, h_in]
     xh = torch.cat([x.to(core.dtype) for x in inputs], dim=1)
     gates = torch.addmm(core.b_lstm, xh, core.w_lstm).float()  # (N, 4H): i, f, o, g
     ifo = torch.sigmoid(gates[:, : 3 * H])
@@ -140,15 +144,16 @@ def lstm_step(core: Core, z: Tensor, action: Tensor, restart: Tensor | None, h: 
 
 
 def _m_step(core: Core, z: Tensor, action: Tensor, restart: Tensor | None, h: Tensor, c: Tensor,
-            keys: Tensor, steps: Tensor, temperature: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+            keys: Tensor, steps: Tensor, temperature: float, masks: tuple[Tensor, Tensor] | None = None
+            ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """M reads (z_t, a_t, restart_t), advances (h, c), samples z_{t+1}; all float32 in and out.
 
-    keys (N, 1) are the agents' CounterRandom keys, steps (N,) their step numbers t + 1.
+    keys (N, 1) are the agents' CounterRandom keys, steps (N,) their step numbers t + 1; masks as `lstm_step`'s.
     Returns (z_{t+1} (N, Z), h (N, H), c (N, H), extra (N, E): done logit and / or reward columns).
     """
     dtype, Z, K = core.dtype, core.latent_dim, core.num_mixtures
     n = z.shape[0]
-    h, c = lstm_step(core, z, action, restart, h, c)
+    h, c = lstm_step(core, z, action, restart, h, c, masks)
     out = torch.addmm(core.b_head, h.to(dtype), core.w_head).float()  # (N, E + 3ZK)
     extra = out[:, : core.num_extra]
     mixture = out[:, core.num_extra :].reshape(n, Z, 3 * K)  # rows [log pi (K), mu (K), log sigma (K)]
@@ -197,6 +202,8 @@ class DreamWorld:
     dtype: the precision of M's two matrix products per step (float32, or torch.bfloat16 for about 3x
     speed on CPUs with AVX-512 BF16 / AMX); state, sampling and returns stay float32.
     compile: run the step through torch.compile (fuses the elementwise work; compiles on first use).
+    dropout: each agent runs M with its own dropout masks on z and on h in the recurrent product, drawn at
+    this rate when its episode starts (Dropout's Dream Land; `controller.dream_dropout`); 0: the paper's dream.
     """
 
     mdnrnn: MDNRNN
@@ -205,10 +212,11 @@ class DreamWorld:
     survival_reward: bool  # Doom: +1 per step; otherwise M's reward head
     dtype: torch.dtype = torch.float32
     compile: bool = False
+    dropout: float = 0.0
 
     @classmethod
     def from_run(cls, run_dir: Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                 compile: bool = False, mdnrnn_path: Path | None = None) -> DreamWorld:
+                 compile: bool = False, mdnrnn_path: Path | None = None, dropout: float = 0.0) -> DreamWorld:
         from worldmodels.artifacts import load_initial_z, load_mdnrnn
         from worldmodels.config import load_run_config
         from worldmodels.errors import UserError
@@ -223,7 +231,7 @@ class DreamWorld:
             )
         mu, logvar = load_initial_z(run_dir)
         return cls(mdnrnn, torch.from_numpy(mu).to(device), torch.from_numpy(logvar).to(device), survival,
-                   dtype, compile)
+                   dtype, compile, dropout)
 
     @property
     def device(self) -> torch.device:
@@ -262,7 +270,13 @@ class DreamBatch:
         mu, logvar = world.initial_mu[index], world.initial_logvar[index]
         z = mu + torch.exp(logvar / 2) * fresh.normal(start, _INITIAL_EPS, mu.shape[1])  # (N, Z)
         state = world.mdnrnn.initial_state(n, device=device, dtype=torch.float32)  # (h, c), each (N, H)
+        masks = None
+        if world.dropout:
+            sizes = (_DROPOUT_Z, world.mdnrnn.latent_dim), (_DROPOUT_H, world.mdnrnn.hidden_size)
+            masks = tuple((fresh.uniform(start, stream, size) >= world.dropout).float() / (1.0 - world.dropout)
+                          for stream, size in sizes)
         if mask is None:
+            self.masks = masks
             self.random, self.z, self.state = fresh, z.float(), state
             self.restart = torch.ones(n, device=device)
             self.steps = start
@@ -271,6 +285,8 @@ class DreamBatch:
             return
         m = mask.to(device)
         self.random.keys = torch.where(m[:, None], fresh.keys, self.random.keys)
+        if masks is not None:
+            self.masks = tuple(torch.where(m[:, None], new, old) for new, old in zip(masks, self.masks))
         self.z = torch.where(m[:, None], z.float(), self.z)
         self.state = tuple(torch.where(m[:, None], new, old) for new, old in zip(state, self.state))
         self.restart = torch.where(m, torch.ones_like(self.restart), self.restart)
@@ -299,6 +315,7 @@ class DreamBatch:
             self._core, pad_rows(self.z, rows), pad_rows(actions.to(torch.float32), rows),
             pad_rows(restart, rows), pad_rows(h, rows), pad_rows(c, rows), pad_rows(self.random.keys, rows),
             pad_rows(self.steps, rows), self.temperature,
+            None if self.masks is None else tuple(pad_rows(x, rows) for x in self.masks),
         )
         self.z, self.state, extra = z[:n], (h[:n], c[:n]), extra[:n]
         self.restart = torch.zeros_like(self.restart)
@@ -318,6 +335,8 @@ class DreamBatch:
     def _select(self, rows: Tensor) -> None:
         """Keep only these rows (compaction of finished agents)."""
         self.random.keys = self.random.keys[rows]
+        if self.masks is not None:
+            self.masks = tuple(x[rows] for x in self.masks)
         self.z, self.state = self.z[rows], (self.state[0][rows], self.state[1][rows])
         self.restart, self.steps, self.alive = self.restart[rows], self.steps[rows], self.alive[rows]
         self.returns = self.returns[rows]

@@ -156,10 +156,12 @@ class MDNRNN(nn.Module):
             raise ValueError("this MDNRNN has no restart input (restart_input=False): pass restart=None")
         return torch.cat([z, action], dim=-1)
 
-    def _cell(self, input_gates: Tensor, state: State) -> State:
-        """One LSTM step given the precomputed x @ W_ih^T + b_ih + b_hh; PyTorch gate order i, f, g, o."""
+    def _cell(self, input_gates: Tensor, state: State, recurrent_mask: Tensor | None = None) -> State:
+        """One LSTM step given the precomputed x @ W_ih^T + b_ih + b_hh; PyTorch gate order i, f, g, o.
+        `recurrent_mask` (B, H) multiplies h in the recurrent product only (Keras' recurrent dropout)."""
         h, c = state
-        gates = torch.addmm(input_gates, h, self.lstm.weight_hh_l0.t())
+        gates = torch.addmm(input_gates, h if recurrent_mask is None else h * recurrent_mask,
+                            self.lstm.weight_hh_l0.t())
         i, f, g, o = gates.chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
@@ -170,7 +172,8 @@ class MDNRNN(nn.Module):
         return F.linear(x, self.lstm.weight_ih_l0, self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)
 
     def forward(
-        self, z: Tensor, action: Tensor, restart: Tensor | None = None, state: State | None = None
+        self, z: Tensor, action: Tensor, restart: Tensor | None = None, state: State | None = None,
+        input_mask: Tensor | None = None, recurrent_mask: Tensor | None = None,
     ) -> tuple[MDNOutput, Tensor, State]:
         """Run M over sequences with teacher forcing.
 
@@ -181,12 +184,17 @@ class MDNRNN(nn.Module):
                 Where restart_t > 0.5 the state is reset to zero before step t
                 (`doomrnn/doomrnn.py` L324-348).
             state: initial (h, c), each (B, H), or None for zeros.
+            input_mask, recurrent_mask: dropout masks (B, Z) on z and (B, H) on h in the recurrent product,
+                the same at every step (Keras' LSTM dropout, as Dropout's Dream Land trains M); already scaled
+                by 1 / (1 - rate). None: no dropout (the paper's M).
 
         Returns:
             (MDNOutput for z_{t+1} with shapes (B, T, Z, K) / (B, T), h_seq (B, T, H), final state (h, c)).
         """
+        if input_mask is not None:
+            z = z * input_mask.unsqueeze(1)
         x = self._inputs(z, action, restart)
-        if not self.restart_input:
+        if not self.restart_input and recurrent_mask is None:
             # No resets: PyTorch's fused LSTM over the whole sequence.
             lstm_state = None if state is None else (state[0].unsqueeze(0), state[1].unsqueeze(0))
             h_seq, (h, c) = self.lstm(x, lstm_state)
@@ -194,19 +202,20 @@ class MDNRNN(nn.Module):
 
         # The original's custom unroll: one matmul for the input half of the gates, then per step only
         # h @ W_hh^T and elementwise ops, with the state zeroed where restart_t > 0.5.
-        assert restart is not None  # checked by _inputs
         batch, steps = x.shape[0], x.shape[1]
         if state is None:
             state = self.initial_state(batch, device=x.device, dtype=x.dtype)
         # unbind, not input_gates[:, t]: the backward of T slicings would allocate T full-size gradients.
         input_gates = self._input_gates(x).unbind(dim=1)
+        if restart is None:  # no restart input: unrolled only for the recurrent dropout
+            restart = x.new_zeros(batch, steps)
         keep = (
             (restart <= 0.5).to(x.dtype).unsqueeze(-1).unbind(dim=1)
         )  # (B, 1) each: 0 where the state resets
         h, c = state
         outputs = []
         for t in range(steps):
-            h, c = self._cell(input_gates[t], (h * keep[t], c * keep[t]))
+            h, c = self._cell(input_gates[t], (h * keep[t], c * keep[t]), recurrent_mask)
             outputs.append(h)
         h_seq = torch.stack(outputs, dim=1)
         return self.head(h_seq), h_seq, (h, c)

@@ -50,7 +50,7 @@ class DreamScorer:
 
         c = rt.config.controller
         self.world = DreamWorld.from_run(rt.run_dir, rt.torch_device, dtype=getattr(torch, c.dream_dtype),
-                                         compile=c.dream_compile, mdnrnn_path=mdnrnn_path)
+                                         compile=c.dream_compile, mdnrnn_path=mdnrnn_path, dropout=c.dream_dropout)
         self.spec, self.c = spec, rt.config.controller
 
     def __call__(self, candidates: np.ndarray, seeds: np.ndarray) -> np.ndarray:

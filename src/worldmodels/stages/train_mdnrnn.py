@@ -76,17 +76,30 @@ def steps_per_epoch(config: Config, lengths: np.ndarray) -> int:
     return max(1, len(lengths) // m.batch_size)  # 10,000 / 100 = 100 steps; 4000 steps = 40 epochs
 
 
+def dropout_mask(shape: tuple[int, ...], rate: float, generator: torch.Generator) -> torch.Tensor | None:
+    """Inverted dropout: 0 with probability `rate`, else 1 / (1 - rate); None at rate 0."""
+    if not rate:
+        return None
+    return (torch.rand(shape, generator=generator) >= rate).float() / (1.0 - rate)
+
+
 def train_step(model: MDNRNN, batch: Sequences, state, generator: torch.Generator, device, restart_factor: float,
-               precision: str = "float32"):
+               precision: str = "float32", dropout: tuple[float, float] = (0.0, 0.0)):
     """Teacher-forced step on one batch; returns (losses, final state). Under `precision` 'bfloat16' the
-    forward's products run in bf16; the outputs, the carried state and the loss are fp32."""
+    forward's products run in bf16; the outputs, the carried state and the loss are fp32. `dropout`: the
+    rates on M's z input and recurrent h (`mdnrnn.input_dropout`, `mdnrnn.recurrent_dropout`), a mask per
+    sequence of the batch."""
     t = {k: torch.from_numpy(v).to(device) for k, v in batch._asdict().items() if v is not None}
     # z resampled from V's statistics every batch (SPEC.md gotcha 5)
     eps = torch.randn(t["mu"].shape, generator=generator).to(device)
     z = t["mu"] + torch.exp(t["logvar"] / 2) * eps
     restart = t["restart"][:, :-1] if model.restart_input else None
+    rows = z.shape[0]
+    masks = [dropout_mask((rows, size), rate, generator)
+             for size, rate in zip((model.latent_dim, model.hidden_size), dropout)]
+    input_mask, recurrent_mask = (None if m is None else m.to(device) for m in masks)
     with autocast(device, precision):
-        out, _, state = model(z[:, :-1], t["action"][:, :-1], restart, state)
+        out, _, state = model(z[:, :-1], t["action"][:, :-1], restart, state, input_mask, recurrent_mask)
     if precision != "float32":
         out = type(out)(*(None if x is None else x.float() for x in out))
         state = tuple(s.float() for s in state)
@@ -146,7 +159,7 @@ def run(rt: Runtime, episodes: int | None = None, epochs: int | None = None, pat
                     group["lr"] = lr
                 generator = torch.Generator().manual_seed(derive_seed(cfg.seed, "mdnrnn-z", step))
                 losses, state = train_step(model, batch, state, generator, device, m.restart_factor,
-                                           m.precision)
+                                           m.precision, (m.input_dropout, m.recurrent_dropout))
                 optimizer.zero_grad(set_to_none=True)
                 losses.loss.backward()
                 torch.nn.utils.clip_grad_value_(model.parameters(), m.grad_clip)
