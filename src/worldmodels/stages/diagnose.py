@@ -79,7 +79,8 @@ def diagnose(run_dir: Path, episodes: int = 20, temperature: float | None = None
 
     config = load_run_config(run_dir)
     # the M of the run's controller: after iterative training with iterate.keep=best, that round's
-    world = DreamWorld.from_run(run_dir, resolve_device(device), mdnrnn_path=agent_mdnrnn(run_dir, config))
+    world = DreamWorld.from_run(run_dir, resolve_device(device), mdnrnn_path=agent_mdnrnn(run_dir, config),
+                                dropout=config.controller.dream_dropout)  # the dream C is trained in
     tau = config.controller.temperature if temperature is None else temperature
     max_steps = config.controller.max_steps  # the cap C is trained with
     seed = derive_seed(config.seed, "diagnose")

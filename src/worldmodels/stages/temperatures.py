@@ -37,7 +37,8 @@ def run_table(rt: Runtime, taus: tuple[float, ...] = PAPER_TAUS, episodes: int =
     from worldmodels.stages.iterate import agent_mdnrnn
 
     mdnrnn_path = agent_mdnrnn(rt.run_dir, rt.config)  # the M of the run's controller (iterate.keep=best)
-    world = DreamWorld.from_run(rt.run_dir, rt.torch_device, mdnrnn_path=mdnrnn_path)
+    world = DreamWorld.from_run(rt.run_dir, rt.torch_device, mdnrnn_path=mdnrnn_path,
+                                dropout=rt.config.controller.dream_dropout)  # the dream C is trained in
     rows = []
     for tau in taus:
         out = rt.run_dir / "temperatures" / f"tau_{tau:g}"
