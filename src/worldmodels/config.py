@@ -139,7 +139,8 @@ class ControllerConfig:
         0.0, "Dropout in the dream: each dream agent runs M with its own masks on z and on h in the recurrent "
         "product at this rate, fixed for its episode, so C is scored in many slightly different dreams "
         "(Dropout's Dream Land, Wellmer & Kwok 2021: 0.1 on an M trained with dropout 0.05). The real agent "
-        "runs M without dropout. Not in the paper (0).",
+        "runs M without dropout. Not in the paper (0). At doom-quick's budgets it made every C a fixed action, "
+        "the good M's too (RESULTS.md, session 13).",
     )
     max_steps: int = doc(1000, "Step cap of one episode while training (CarRacing 1000, Doom 2100).")
     seed: int = doc(0, "Base seed of the rollout seeds (original: 0 CarRacing, 111 Doom).")
