@@ -180,7 +180,7 @@ def test_build_failure_and_close():
 def test_make_executor(monkeypatch):
     assert isinstance(make_executor("inprocess", Factory()), InProcessExecutor)
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
-    with pytest.raises(UserError, match=r"pip install 'worldmodels\[ray\]'"):
+    with pytest.raises(UserError, match=r"pip install -e '\.\[ray\]'"):
         make_executor("ray", Factory())
     with pytest.raises(UserError, match="inprocess, process, ray"):
         make_executor("threads", Factory())
