@@ -243,8 +243,8 @@ def task_chunks(items: list, envs: int, workers: int) -> list[tuple]:
     the workers share the load and a progress bar moves, and at least `envs` per task, so that a task's envs
     take new episodes as theirs end (its last ones run with fewer envs: RESULTS.md attempt 17, 100 Doom
     evaluation episodes on one worker in 2.0 min as tasks of 13, 1.6 min as tasks of 25). At most
-    `TASK_ENVS_MAX * envs` per task: the full presets' 10,000 episodes as 8 tasks would move the bar every
-    ~10 minutes and bring a task (1,250 random Doom episodes, ~20 min a worker) near collection's timeout."""
+    `TASK_ENVS_MAX * envs` per task: the full presets' 10,000 episodes as 4 tasks (one worker; 8 with two) moved
+    the bar every ~20 minutes, each task ~20 minutes of collection's 30-minute timeout (RESULTS.md, session 13)."""
     size = max(envs, min(-(-len(items) // (4 * workers)), TASK_ENVS_MAX * envs))
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
 
