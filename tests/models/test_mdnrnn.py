@@ -371,7 +371,8 @@ def test_bf16_training_step_keeps_fp32_state_and_loss_close_to_fp32() -> None:
 def test_dropout_masks_of_ones_change_nothing_and_zeros_cut_the_recurrence():
     """M's training dropout (`mdnrnn.input_dropout`, `recurrent_dropout`): all-ones masks give the same
     outputs as none (Doom's unrolled LSTM bitwise; CarRacing's, unrolled only for the mask, as the fused
-    LSTM to rounding); a zero recurrent mask makes each step see only its own input."""
+    LSTM to rounding); a zero recurrent mask leaves the first step (h_0 = 0) as it was and changes the later
+    ones; a zero input mask is M fed z = 0."""
     torch.manual_seed(0)
     for restart_input in (True, False):
         model = MDNRNN(6, 2, 16, restart_input=restart_input, done_head=restart_input)

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from worldmodels.models.controller import ControllerSpec, controller_features
-from worldmodels.models.mdnrnn import MDNRNN, MDNOutput
+from worldmodels.models.mdnrnn import MDNRNN, MDNOutput, dropout_mask
 
 # --- counter-based random numbers (splitmix64 on int64 tensors; wrap-around arithmetic) -----------------
 
@@ -128,15 +128,13 @@ def lstm_step(core: Core, z: Tensor, action: Tensor, restart: Tensor | None, h: 
     The dream's step and the real agent's (`rollout.AgentBatch`) are this same function. `masks`: dropout
     masks (N, Z) on z and (N, H) on h in the product (`DreamWorld.dropout`; the real agent has none)."""
     H = core.hidden_size
+    flag = []
     if restart is not None:  # the state is zeroed before a restart step (`doomrnn/doomrnn.py` L324-348)
         keep = (restart <= 0.5).to(h.dtype).unsqueeze(-1)
         h, c = h * keep, c * keep
+        flag = [restart.to(z.dtype).unsqueeze(-1)]
     z_in, h_in = (z, h) if masks is None else (z * masks[0], h * masks[1])
-    if restart is not None:
-        inputs = [z_in, action, restart.to(z.dtype).unsqueeze(-1), h_in]
-    else:
-        inputs = [z_in, action, h_in]
-    xh = torch.cat([x.to(core.dtype) for x in inputs], dim=1)
+    xh = torch.cat([x.to(core.dtype) for x in (z_in, action, *flag, h_in)], dim=1)
     gates = torch.addmm(core.b_lstm, xh, core.w_lstm).float()  # (N, 4H): i, f, o, g
     ifo = torch.sigmoid(gates[:, : 3 * H])
     c = ifo[:, H : 2 * H] * c + ifo[:, :H] * torch.tanh(gates[:, 3 * H :])
@@ -273,8 +271,7 @@ class DreamBatch:
         masks = None
         if world.dropout:
             sizes = (_DROPOUT_Z, world.mdnrnn.latent_dim), (_DROPOUT_H, world.mdnrnn.hidden_size)
-            masks = tuple((fresh.uniform(start, stream, size) >= world.dropout).float() / (1.0 - world.dropout)
-                          for stream, size in sizes)
+            masks = tuple(dropout_mask(fresh.uniform(start, stream, size), world.dropout) for stream, size in sizes)
         if mask is None:
             self.masks = masks
             self.random, self.z, self.state = fresh, z.float(), state

@@ -21,6 +21,7 @@ __all__ = [
     "MDNRNN",
     "MDNLoss",
     "MDNOutput",
+    "dropout_mask",
     "mdnrnn_loss",
     "mixture_nll",
     "paper_parameter_count",
@@ -248,6 +249,12 @@ class MDNRNN(nn.Module):
             keep = (restart <= 0.5).to(x.dtype).unsqueeze(-1)
             h, c = h * keep, c * keep
         return self._cell(self._input_gates(x), (h, c))
+
+
+def dropout_mask(uniform: Tensor, rate: float) -> Tensor:
+    """Inverted dropout from uniforms in (0, 1): 0 where uniform < rate, else 1 / (1 - rate). M's training
+    masks (`train_mdnrnn.train_step`) and the dream's per-agent masks (`envs.dream.DreamBatch`) use this rule."""
+    return (uniform >= rate).float() / (1.0 - rate)
 
 
 def paper_parameter_count(model: MDNRNN) -> int:

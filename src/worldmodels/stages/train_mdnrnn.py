@@ -33,7 +33,7 @@ from worldmodels.envs import task_spec
 from worldmodels.errors import UserError
 from worldmodels.logger import MetricsLog, plot_metrics, progress_bar, read_metrics
 from worldmodels.media import frame_grid, save_png
-from worldmodels.models.mdnrnn import MDNRNN, mdnrnn_loss, paper_parameter_count
+from worldmodels.models.mdnrnn import MDNRNN, dropout_mask, mdnrnn_loss, paper_parameter_count
 from worldmodels.models.vae import tensor_to_frames
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_rng, derive_seed
@@ -76,13 +76,6 @@ def steps_per_epoch(config: Config, lengths: np.ndarray) -> int:
     return max(1, len(lengths) // m.batch_size)  # 10,000 / 100 = 100 steps; 4000 steps = 40 epochs
 
 
-def dropout_mask(shape: tuple[int, ...], rate: float, generator: torch.Generator) -> torch.Tensor | None:
-    """Inverted dropout: 0 with probability `rate`, else 1 / (1 - rate); None at rate 0."""
-    if not rate:
-        return None
-    return (torch.rand(shape, generator=generator) >= rate).float() / (1.0 - rate)
-
-
 def train_step(model: MDNRNN, batch: Sequences, state, generator: torch.Generator, device, restart_factor: float,
                precision: str = "float32", dropout: tuple[float, float] = (0.0, 0.0)):
     """Teacher-forced step on one batch; returns (losses, final state). Under `precision` 'bfloat16' the
@@ -94,10 +87,10 @@ def train_step(model: MDNRNN, batch: Sequences, state, generator: torch.Generato
     eps = torch.randn(t["mu"].shape, generator=generator).to(device)
     z = t["mu"] + torch.exp(t["logvar"] / 2) * eps
     restart = t["restart"][:, :-1] if model.restart_input else None
-    rows = z.shape[0]
-    masks = [dropout_mask((rows, size), rate, generator)
-             for size, rate in zip((model.latent_dim, model.hidden_size), dropout)]
-    input_mask, recurrent_mask = (None if m is None else m.to(device) for m in masks)
+    input_mask, recurrent_mask = (
+        dropout_mask(torch.rand(z.shape[0], width, generator=generator), rate).to(device) if rate else None
+        for width, rate in zip((model.latent_dim, model.hidden_size), dropout)
+    )
     with autocast(device, precision):
         out, _, state = model(z[:, :-1], t["action"][:, :-1], restart, state, input_mask, recurrent_mask)
     if precision != "float32":
