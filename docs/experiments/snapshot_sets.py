@@ -1,0 +1,31 @@
+"""Score one snapshot's C from `sibling_snapshots.py` over the two evaluation sets (seeds 10000-10099 and
+20000-20099) with that snapshot's M (RESULTS.md, session 15).
+
+    python docs/experiments/snapshot_sets.py RUN_COPY NAME     (NAME as in rounds/01/snapshots/, e.g. 1-e27)
+"""
+
+import sys
+import time
+from pathlib import Path
+
+from worldmodels.config import load_run_config
+from worldmodels.runtime import Runtime
+from worldmodels.stages import iterate
+from worldmodels.stages.evaluate import score
+
+
+def main() -> None:
+    run, name = Path(sys.argv[1]), sys.argv[2]
+    cfg = load_run_config(run)
+    rt = Runtime(run_dir=run, config=cfg, workers=2, envs=16, device="cpu", quiet=True)
+    out = iterate.round_dir(run, 1) / "snapshots" / name
+    params = iterate.load_params(run, 1, out)
+    for base in (10000, 20000):
+        tic = time.time()
+        returns = score(rt, params, list(range(base, base + 100)), out / "mdnrnn" / "checkpoint.pt")
+        print(name, base, f"{returns.mean():.1f} ± {returns.std():.1f}", f"{(time.time() - tic) / 60:.1f} min",
+              flush=True)
+
+
+if __name__ == "__main__":  # the process pool's workers import this module
+    main()
