@@ -7,7 +7,9 @@ RUN_COPY is a `cp -al` copy of a finished doom-quick run (the files written here
 time (epochs E1 < E2 < ... below the round's), and each snapshot gets a C trained in its dream and scored over
 the round's 30 episodes, as the round scores a sibling. The last snapshot is then trained on, M only, to the
 round's epochs and compared with the sibling's own M (is the resumed fine-tune the same trajectory?).
+`snapshot_sets.py` scores one snapshot's C over the two evaluation sets.
 """
+
 import shutil
 import sys
 import time
@@ -15,46 +17,50 @@ from pathlib import Path
 
 import torch
 
+from worldmodels.artifacts import mdnrnn_checkpoint
+from worldmodels.checkpoint import load_checkpoint
 from worldmodels.config import load_run_config
 from worldmodels.runtime import Runtime
-from worldmodels.stages import iterate
+from worldmodels.stages import iterate, train_mdnrnn
+
+
+def snapshot_dir(run: Path, name: str) -> Path:
+    """Where snapshot `name` (SIBLING-eEPOCH) keeps its M (`mdnrnn/`) and C."""
+    return iterate.round_dir(run, 1) / "snapshots" / name
 
 
 def main() -> None:
     run, sibling, epochs = Path(sys.argv[1]), int(sys.argv[2]), [int(e) for e in sys.argv[3:]]
     cfg = load_run_config(run)
     rt = Runtime(run_dir=run, config=cfg, workers=2, envs=16, device="cpu", quiet=True)
-    rdir = iterate.round_dir(run, 1)
-    seed = iterate.sibling_seed(cfg, 1, sibling)
-    previous = rdir / iterate.M_START
+    seed, episodes = iterate.sibling_seed(cfg, 1, sibling), iterate.episodes_after(cfg, 1)
+    start = {"x0": None, "sigma0": cfg.controller.sigma0}
+    own = load_checkpoint(mdnrnn_checkpoint(iterate.round_dir(run, 1) / iterate.SIBLINGS_DIR / str(sibling)),
+                          "mdnrnn")
+    if epochs != sorted(epochs) or epochs[-1] >= own["epoch"]:
+        sys.exit(f"epochs must ascend and stay below the round's {own['epoch']}")
+    previous = iterate.round_dir(run, 1) / iterate.M_START
     for e in epochs:
-        out = rdir / "snapshots" / f"{sibling}-e{e}"
-        m_path = out / "mdnrnn" / "checkpoint.pt"
+        out = snapshot_dir(run, f"{sibling}-e{e}")
+        m_path = mdnrnn_checkpoint(out)
         if not m_path.is_file():
             m_path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(previous, m_path)
         tic = time.time()
-        start = {"x0": None, "sigma0": cfg.controller.sigma0}
-        scores = iterate.train_m_and_c(rt, 1, out, m_path, seed, iterate.episodes_after(cfg, 1), e, start)
+        scores = iterate.train_m_and_c(rt, 1, out, m_path, seed, episodes, e, start)
         print(f"sibling {sibling} epoch {e}: dream {scores['dream_mean']:.0f} ± {scores['dream_std']:.0f} "
               f"({scores['generations']} gens), real {scores['real_mean']:.1f} ± {scores['real_std']:.1f} "
               f"({(time.time() - tic) / 60:.1f} min)", flush=True)
         previous = m_path
-    own_path = rdir / iterate.SIBLINGS_DIR / str(sibling) / "mdnrnn" / "checkpoint.pt"
-    own = torch.load(own_path, weights_only=False)
-    last = torch.load(previous, weights_only=False)
-    if last["epoch"] < own["epoch"]:  # M only, on to the sibling's epochs
-        from worldmodels.stages import train_mdnrnn
-        scratch = rdir / "snapshots" / f"{sibling}-e{own['epoch']}-m" / "mdnrnn" / "checkpoint.pt"
-        scratch.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(previous, scratch)
-        train_mdnrnn.run(iterate.round_runtime(rt, seed), episodes=iterate.episodes_after(cfg, 1),
-                         epochs=own["epoch"], path=scratch)
-        last = torch.load(scratch, weights_only=False)
-    if last["epoch"] == own["epoch"]:
-        same = all(torch.equal(a, b) for a, b in zip(own["model"].values(), last["model"].values()))
-        print(f"epoch {last['epoch']}: identical to the sibling's own M: {same}", flush=True)
+
+    last = mdnrnn_checkpoint(snapshot_dir(run, f"{sibling}-e{own['epoch']}-m"))
+    last.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(previous, last)
+    train_mdnrnn.run(iterate.round_runtime(rt, seed), episodes=episodes, epochs=own["epoch"], path=last)  # M only
+    trained = load_checkpoint(last, "mdnrnn")["model"]
+    same = all(torch.equal(a, b) for a, b in zip(own["model"].values(), trained.values()))
+    print(f"epoch {own['epoch']}: identical to the sibling's own M: {same}", flush=True)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the process pool's workers import this module
     main()

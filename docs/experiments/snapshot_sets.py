@@ -8,6 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from sibling_snapshots import snapshot_dir  # this directory's, on sys.path when run as a script
+
+from worldmodels.artifacts import mdnrnn_checkpoint
 from worldmodels.config import load_run_config
 from worldmodels.runtime import Runtime
 from worldmodels.stages import iterate
@@ -16,13 +19,12 @@ from worldmodels.stages.evaluate import score
 
 def main() -> None:
     run, name = Path(sys.argv[1]), sys.argv[2]
-    cfg = load_run_config(run)
-    rt = Runtime(run_dir=run, config=cfg, workers=2, envs=16, device="cpu", quiet=True)
-    out = iterate.round_dir(run, 1) / "snapshots" / name
+    rt = Runtime(run_dir=run, config=load_run_config(run), workers=2, envs=16, device="cpu", quiet=True)
+    out = snapshot_dir(run, name)
     params = iterate.load_params(run, 1, out)
     for base in (10000, 20000):
         tic = time.time()
-        returns = score(rt, params, list(range(base, base + 100)), out / "mdnrnn" / "checkpoint.pt")
+        returns = score(rt, params, list(range(base, base + 100)), mdnrnn_checkpoint(out))
         print(name, base, f"{returns.mean():.1f} ± {returns.std():.1f}", f"{(time.time() - tic) / 60:.1f} min",
               flush=True)
 
