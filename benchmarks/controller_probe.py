@@ -26,7 +26,7 @@ def main() -> None:
     from worldmodels.envs.dream import DreamBatch, DreamWorld
     from worldmodels.rollout import load_agent
     from worldmodels.runtime import Runtime
-    from worldmodels.stages.evaluate import score
+    from worldmodels.rollout import score
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)

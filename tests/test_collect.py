@@ -11,7 +11,7 @@ import pytest
 from conftest import DOOM_EPISODES, kill_group, ok, run_cli, run_driver, sets, start_cli
 from worldmodels.data.episodes import episode_length, list_episodes, read_episode
 from worldmodels.seeding import derive_seed
-from worldmodels.stages.inspect import format_report, inspect_run
+from worldmodels.tools.inspect import format_report, inspect_run
 
 pytestmark = pytest.mark.realenv
 

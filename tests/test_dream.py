@@ -163,7 +163,7 @@ def test_train_controller_resumes_after_sigkill(tmp_path):
 @pytest.mark.realenv
 def test_diagnose_flags_the_exploit(tmp_path):
     """In the synthetic dream a > 0.07 survives forever, so always RIGHT is an exploit; always LEFT is not."""
-    from worldmodels.stages.diagnose import diagnose, format_table
+    from worldmodels.tools.diagnose import diagnose, format_table
 
     run_dir = make_dream_run(tmp_path / "run", ["controller.max_steps=600"])
     report = diagnose(run_dir, episodes=3, device="cpu")
@@ -177,7 +177,7 @@ def test_diagnose_flags_the_exploit(tmp_path):
 
 @pytest.mark.realenv
 def test_temperature_table(tmp_path):
-    from worldmodels.stages.temperatures import markdown
+    from worldmodels.tools.temperatures import markdown
 
     run_dir = make_dream_run(tmp_path / "run", ["controller.max_steps=100"])
     result = subprocess.run([sys.executable, "-m", "worldmodels", "temperatures", "--run-dir", str(run_dir),

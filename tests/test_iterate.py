@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from worldmodels.config import resolve
-from worldmodels.stages.iterate import controller_dir, round_dir
+from worldmodels.artifacts import controller_dir, round_dir
 
 
 def _write_round(run_dir, index, **state):

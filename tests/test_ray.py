@@ -34,7 +34,8 @@ from worldmodels.errors import UserError  # noqa: E402
 from worldmodels.es import CMAES, paired_seeds  # noqa: E402
 from worldmodels.executors import RAY_MISSING, RayExecutor, make_executor  # noqa: E402
 from worldmodels.runtime import Runtime  # noqa: E402
-from worldmodels.stages.train_controller import RealScorer, controller_spec  # noqa: E402
+from worldmodels.artifacts import controller_spec  # noqa: E402
+from worldmodels.stages.train_controller import RealScorer  # noqa: E402
 
 pytestmark = pytest.mark.ray
 

@@ -224,7 +224,7 @@ def time_vae_training(latent: int, steps: int, channels_last: bool = False, prec
     """Images per second of train-vae's step: frames_to_tensor, forward (under `vae.precision`'s autocast),
     loss in fp32, backward, Adam, batch 100."""
     from worldmodels.models.vae import ConvVAE, frames_to_tensor, vae_loss
-    from worldmodels.stages.common import autocast
+    from worldmodels.training import autocast
 
     torch.manual_seed(0)
     model = ConvVAE(latent)
@@ -431,7 +431,7 @@ if stage == "collect":
     collect.run(rt)
 else:
     from worldmodels.data.episodes import Episode, episode_path, write_episode
-    from worldmodels.stages.collect import EPISODES_DIR
+    from worldmodels.artifacts import EPISODES_DIR
     rng = np.random.default_rng(0)
     for i in range(episodes):  # synthetic 200-frame episodes, as collect writes them
         obs = rng.integers(0, 256, (200, 64, 64, 3), dtype=np.uint8)

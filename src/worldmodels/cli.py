@@ -7,7 +7,6 @@ continues where a killed run stopped; a finished stage is skipped.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -22,19 +21,18 @@ from worldmodels.config import (
     resolve,
     save_run_config,
 )
+from worldmodels import pipeline
+from worldmodels.bench import main as bench_main
 from worldmodels.errors import UserError
 from worldmodels.runtime import DEVICES, EXECUTORS, Runtime
+from worldmodels.stages import evaluate
+from worldmodels.tools.diagnose import diagnose, format_table
+from worldmodels.tools.dream import write_dream_video
+from worldmodels.tools.inspect import format_report, inspect_run
+from worldmodels.tools.temperatures import markdown, run_table
 
-# subcommand -> (module under worldmodels.stages, help)
-STAGES: dict[str, tuple[str, str]] = {
-    "collect": ("collect", "collect random-policy episodes from the real environment"),
-    "train-vae": ("train_vae", "train V, the ConvVAE, on the collected frames"),
-    "encode": ("encode", "store V's (mu, logvar) for every frame, for training M"),
-    "train-mdnrnn": ("train_mdnrnn", "train M, the MDN-RNN, on the encoded episodes"),
-    "train-controller": ("train_controller", "train C with CMA-ES, in the real environment or in M's dream"),
-    "evaluate": ("evaluate", "score the trained agent over real episodes (default 100)"),
-    "run": ("run", "every stage in order, each skipped when its artifact is complete"),
-}
+STAGES = {stage.name: stage for stage in pipeline.STAGES}
+RUN_HELP = "every stage in order, each skipped when its artifact is complete"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=text, description=text)
 
     stage_parsers = {}
-    for name, (_, help_text) in STAGES.items():
-        stage_parsers[name] = command(name, help_text)
+    for name, text in [*((stage.name, stage.help) for stage in pipeline.STAGES), ("run", RUN_HELP)]:
+        stage_parsers[name] = command(name, text)
         _add_common(stage_parsers[name])
     for name in ("evaluate", "run"):
         stage_parsers[name].add_argument("--episodes", type=int, help="real episodes to score (evaluate.episodes)")
@@ -137,19 +135,11 @@ def cmd_presets(args: argparse.Namespace) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
-    from worldmodels.stages.inspect import format_report, inspect_run
-
     report = inspect_run(args.run_dir)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
 
 
-def stage_module(command: str):
-    return importlib.import_module(f"worldmodels.stages.{STAGES[command][0]}")
-
-
 def cmd_dream(args: argparse.Namespace) -> None:
-    from worldmodels.stages.dream import write_dream_video
-
     if args.temperature is not None and args.temperature <= 0:
         raise UserError(f"--temperature {args.temperature}: must be positive")
     out = args.out or args.run_dir / "dream.gif"
@@ -158,16 +148,12 @@ def cmd_dream(args: argparse.Namespace) -> None:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> None:
-    from worldmodels.stages.diagnose import diagnose, format_table
-
     if args.episodes < 1:
         raise UserError(f"--episodes {args.episodes}: must be at least 1")
     print(format_table(diagnose(args.run_dir, args.episodes, args.temperature, args.device)))
 
 
 def cmd_temperatures(args: argparse.Namespace) -> None:
-    from worldmodels.stages.temperatures import markdown, run_table
-
     try:
         taus = tuple(float(t) for t in args.taus.split(","))
     except ValueError:
@@ -196,14 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "temperatures":
             cmd_temperatures(args)
         elif args.command == "bench":
-            from worldmodels.bench import main as bench_main
-
             bench_main(quick=args.quick, json_path=args.json)
         elif args.command == "evaluate":
-            rt = make_runtime(args, record=args.out is None)
-            stage_module(args.command).run(rt, video=args.video, out=args.out)
+            evaluate.run(make_runtime(args, record=args.out is None), video=args.video, out=args.out)
+        elif args.command == "run":
+            pipeline.run(make_runtime(args))
         else:
-            stage_module(args.command).run(make_runtime(args))
+            STAGES[args.command].run(make_runtime(args))
         return 0
     except UserError as e:
         print(f"worldmodels: error: {e}", file=sys.stderr)

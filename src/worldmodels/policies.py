@@ -14,6 +14,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from worldmodels.models.controller import ControllerSpec, controller_actions, controller_features
+from worldmodels.models.mdnrnn import MDNRNN
+from worldmodels.models.vae import ConvVAE, frames_to_tensor
+from worldmodels.rollout import Agent, AgentBatch
+
 
 class Policy:
     """reset(rng) at the start of each episode, then act(frame) -> action (A,) float32."""
@@ -75,10 +80,6 @@ class CarRacingRandomAgentPolicy(Policy):
     """The original's randomly-weighted agent: V, M and C with Cauchy x U(0, 0.01) weights, run as the agent."""
 
     def __init__(self, latent_dim: int = 32, hidden_size: int = 256) -> None:
-        from worldmodels.models.controller import ControllerSpec
-        from worldmodels.models.mdnrnn import MDNRNN
-        from worldmodels.models.vae import ConvVAE
-
         self.vae = ConvVAE(latent_dim).eval()
         self.mdnrnn = MDNRNN(latent_dim, 3, hidden_size).eval()
         self.spec = ControllerSpec(
@@ -105,9 +106,6 @@ class CarRacingRandomAgentPolicy(Policy):
 
     @torch.no_grad()
     def act(self, frame: np.ndarray) -> np.ndarray:
-        from worldmodels.models.controller import controller_actions, controller_features
-        from worldmodels.models.vae import frames_to_tensor
-
         mu, logvar = self.vae.encode(frames_to_tensor(frame[None]))
         z = mu + torch.exp(logvar / 2) * torch.randn(mu.shape, generator=self.generator)  # z is sampled
         h, c = self.state
@@ -151,10 +149,8 @@ class AgentPolicy(Policy):
 
     name = "agent"
 
-    def __init__(self, agent, params: np.ndarray, exploration: float, low: np.ndarray, high: np.ndarray,
+    def __init__(self, agent: Agent, params: np.ndarray, exploration: float, low: np.ndarray, high: np.ndarray,
                  slots: int = 1) -> None:
-        from worldmodels.rollout import AgentBatch
-
         self.params, self.exploration, self.low, self.high = params, exploration, low, high
         self.batch = AgentBatch(agent, slots)
         self.rngs: list[np.random.Generator | None] = [None] * slots

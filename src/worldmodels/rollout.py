@@ -24,11 +24,16 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from worldmodels.envs import FrameEnv
+from worldmodels.artifacts import controller_spec, load_mdnrnn, load_vae
+from worldmodels.config import from_dict, load_run_config
+from worldmodels.envs import FrameEnv, make_env, task_spec
+from worldmodels.executors import make_executor
+from worldmodels.logger import progress_bar
 from worldmodels.envs.dream import Core, agent_actions, lstm_step, pad_rows, round_up
 from worldmodels.models.controller import ControllerSpec, controller_features
 from worldmodels.models.mdnrnn import MDNRNN
 from worldmodels.models.vae import ConvVAE, tensor_to_frames
+from worldmodels.runtime import Runtime
 
 
 class EpisodeResult(NamedTuple):
@@ -263,8 +268,6 @@ class WorkerEnvs:
         self.name, self.limit, self.doom_resolution, self.envs = name, limit, doom_resolution, []
 
     def take(self, n: int) -> list[FrameEnv]:
-        from worldmodels.envs import make_env
-
         while len(self.envs) < min(n, self.limit):
             self.envs.append(make_env(self.name, doom_resolution=self.doom_resolution))
         return self.envs[: min(n, self.limit)]
@@ -304,11 +307,22 @@ def load_agent(run_dir: Path, device: torch.device | str, config_dict: dict[str,
     `mdnrnn_path` picks another M checkpoint: a controller must run with the M it was trained with, and
     after iterative training with `iterate.keep=best` that is a round's snapshot (`iterate.agent_mdnrnn`).
     """
-    from worldmodels.artifacts import load_mdnrnn, load_vae
-    from worldmodels.config import from_dict, load_run_config
-    from worldmodels.stages.train_controller import controller_spec
-
     config = from_dict(config_dict) if config_dict is not None else load_run_config(run_dir)
     spec = controller_spec(config)
     mdnrnn = load_mdnrnn(run_dir, device, mdnrnn_path) if uses_memory(spec) else None
     return Agent(load_vae(run_dir, device), mdnrnn, spec, torch.device(device)), config
+
+
+def score(rt: Runtime, params: np.ndarray, seeds: list[int], mdnrnn_path: Path | None = None,
+          max_steps: int | None = None) -> np.ndarray:
+    """Returns of the agent with controller `params` (and M at `mdnrnn_path`, default the run's) over real
+    episodes with the given seeds, on the run's executor; `max_steps` defaults to the task's own cap."""
+    max_steps = max_steps or task_spec(rt.config.env).max_steps
+    worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), max_steps, mdnrnn_path, rt.envs)
+    tasks = [RolloutTask(params, chunk) for chunk in task_chunks(seeds, rt.envs, rt.workers)]
+    with make_executor(rt.executor, worker, workers=rt.workers, task_timeout=900.0,
+                       ray_address=rt.ray_address) as executor:
+        with progress_bar(len(seeds), "evaluate", unit="ep", quiet=rt.quiet) as bar:
+            size = len(tasks[0].seeds)
+            results = executor.map(tasks, progress=lambda n: bar.advance_to(min(n * size, len(seeds))))
+    return np.array([r for task in results for r in task])

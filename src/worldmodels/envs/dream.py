@@ -27,7 +27,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from worldmodels.artifacts import controller_spec, load_initial_z, load_mdnrnn, load_vae
+from worldmodels.config import load_run_config
+from worldmodels.errors import UserError
 from worldmodels.models.controller import ControllerSpec, controller_features
+from worldmodels.models.vae import tensor_to_frames
+from worldmodels.runtime import resolve_device
 from worldmodels.models.mdnrnn import MDNRNN, MDNOutput, dropout_mask
 
 # --- counter-based random numbers (splitmix64 on int64 tensors; wrap-around arithmetic) -----------------
@@ -215,10 +220,6 @@ class DreamWorld:
     @classmethod
     def from_run(cls, run_dir: Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
                  compile: bool = False, mdnrnn_path: Path | None = None, dropout: float = 0.0) -> DreamWorld:
-        from worldmodels.artifacts import load_initial_z, load_mdnrnn
-        from worldmodels.config import load_run_config
-        from worldmodels.errors import UserError
-
         config = load_run_config(run_dir)
         mdnrnn = load_mdnrnn(run_dir, device, mdnrnn_path)
         survival = config.env == "doom"
@@ -419,10 +420,6 @@ def _spaces(world: DreamWorld, spec: ControllerSpec, env: str) -> tuple[gym.spac
 
 
 def _load(run_dir: str | Path, device: str, mode: str | None) -> tuple[DreamWorld, ControllerSpec, Any]:
-    from worldmodels.config import load_run_config
-    from worldmodels.runtime import resolve_device
-    from worldmodels.stages.train_controller import controller_spec
-
     config = load_run_config(Path(run_dir))
     world = DreamWorld.from_run(Path(run_dir), resolve_device(device))
     return world, controller_spec(config, mode), config
@@ -506,9 +503,6 @@ class DreamEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
-        from worldmodels.artifacts import load_vae
-        from worldmodels.models.vae import tensor_to_frames
-
         if self._vae is None:
             self._vae = load_vae(self.run_dir, self.batch.world.device)
         return tensor_to_frames(self._vae.decode(self.batch.z))[0]

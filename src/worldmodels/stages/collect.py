@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from worldmodels.artifacts import EPISODES_DIR, missing_episodes
 from worldmodels.config import Config, from_dict
 from worldmodels.data.episodes import (
     Episode,
@@ -29,13 +30,12 @@ from worldmodels.data.episodes import (
     write_episode,
 )
 from worldmodels.envs import task_spec
+from worldmodels.executors import make_executor
 from worldmodels.logger import progress_bar
-from worldmodels.policies import PolicySlots, make_policy
+from worldmodels.policies import AgentPolicy, PolicySlots, make_policy
+from worldmodels.rollout import WorkerEnvs, load_agent, lockstep, task_chunks
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_seed
-
-EPISODES_DIR = "episodes"
-
 
 def frame_limits(config: Config) -> tuple[int, int]:
     """(max_frames, min_frames) of one episode: the config's, or the task's defaults."""
@@ -51,8 +51,6 @@ def record_episodes(envs: list, policy, jobs: deque, max_frames: int, ignore_don
     (key, seed) of `jobs`: the frame before each step is recorded, starting with the reset frame, up to
     `max_frames` or the first done unless `ignore_done` (Doom: the death frame is not recorded).
     `finished(key, seed, episode)` receives each and may put jobs back at the front of `jobs`."""
-    from worldmodels.rollout import lockstep
-
     running: dict[int, tuple] = {}  # slot -> (key, seed, frames, actions, rewards, dones)
 
     def begin(slot: int, job: tuple[Any, int]) -> np.ndarray:
@@ -133,16 +131,11 @@ class CollectWorker:
     envs: int = 1
 
     def __call__(self) -> Callable[[tuple[int, ...]], list[int]]:
-        from worldmodels.rollout import WorkerEnvs
-
         cfg = from_dict(self.config)
         if self.agent_params is None:
             policy = PolicySlots([make_policy(cfg.env, cfg.collect.policy, cfg.collect.long_holds)
                                   for _ in range(self.envs)])
         else:
-            from worldmodels.policies import AgentPolicy
-            from worldmodels.rollout import load_agent
-
             agent, _ = load_agent(Path(self.run_dir), "cpu", self.config)
             low, high = action_bounds(cfg.env)
             policy = AgentPolicy(agent, self.agent_params, self.exploration, low, high, slots=self.envs)
@@ -156,20 +149,12 @@ def action_bounds(env: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([-1.0, 0.0, 0.0], np.float32), np.array([1.0, 1.0, 1.0], np.float32)
 
 
-def missing_episodes(run_dir: Path, config: Config, indices: range | None = None) -> list[int]:
-    have = {episode_index(p) for p in list_episodes(run_dir / EPISODES_DIR)}
-    return [i for i in (indices or range(config.collect.episodes)) if i not in have]
-
-
 def run(rt: Runtime, indices: range | None = None, agent_params: np.ndarray | None = None,
         exploration: float = 0.0) -> None:
     """Collect the missing episodes among `indices` (default: 0 .. collect.episodes - 1).
 
     Iterative training passes the indices of its round and the agent's parameters.
     """
-    from worldmodels.executors import make_executor
-    from worldmodels.rollout import task_chunks
-
     episodes_dir = rt.run_dir / EPISODES_DIR
     episodes_dir.mkdir(parents=True, exist_ok=True)
     clean_directory(episodes_dir)

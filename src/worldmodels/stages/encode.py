@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldmodels.artifacts import INITIAL_Z, SERIES_DIR, load_vae, vae_checkpoint
+from worldmodels.artifacts import INITIAL_Z, SERIES_DIR, load_vae, require_episodes, vae_checkpoint
 from worldmodels.data.episodes import (
     clean_directory,
     episode_index,
@@ -26,7 +26,6 @@ from worldmodels.data.episodes import (
 from worldmodels.logger import progress_bar
 from worldmodels.models.vae import frames_to_tensor
 from worldmodels.runtime import Runtime
-from worldmodels.stages.common import require_episodes
 
 INITIAL_Z_EPISODES = 1000
 ENCODE_BATCH = 500
@@ -60,7 +59,7 @@ def is_current(path: Path, version: int) -> bool:
 
 def run(rt: Runtime, episodes: list[Path] | None = None) -> None:
     """Encode `episodes` (default: the collected ones) with the current V, skipping up-to-date series."""
-    episodes = require_episodes(rt) if episodes is None else episodes
+    episodes = require_episodes(rt.run_dir, rt.config) if episodes is None else episodes
     series_dir = rt.run_dir / SERIES_DIR
     series_dir.mkdir(parents=True, exist_ok=True)
     clean_directory(series_dir)

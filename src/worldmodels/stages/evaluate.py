@@ -13,41 +13,23 @@ from typing import Any
 
 import numpy as np
 
-from worldmodels.artifacts import mdnrnn_checkpoint
+from worldmodels.artifacts import EVAL_FILE, agent_mdnrnn, controller_dir, load_best, mdnrnn_checkpoint
 from worldmodels.checkpoint import atomic_write_text
+from worldmodels.config import Config
+from worldmodels.envs import make_env, task_spec
 from worldmodels.errors import UserError
-from worldmodels.logger import progress_bar
+from worldmodels.media import save_gif
+from worldmodels.rollout import load_agent, score
 from worldmodels.runtime import Runtime
 
-EVAL_FILE = "eval.json"
 
-
-def evaluation_episode_seeds(config) -> list[int]:
+def evaluation_episode_seeds(config: Config) -> list[int]:
     return [config.evaluate.seed + i for i in range(config.evaluate.episodes)]
-
-
-def score(rt: Runtime, params: np.ndarray, seeds: list[int], mdnrnn_path: Path | None = None) -> np.ndarray:
-    """Returns of the agent with controller `params` (and M at `mdnrnn_path`, default the run's) over real
-    episodes with the given seeds."""
-    from worldmodels.executors import make_executor
-    from worldmodels.rollout import RolloutTask, RolloutWorker, task_chunks
-
-    worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), task_max_steps(rt.config), mdnrnn_path, rt.envs)
-    tasks = [RolloutTask(params, chunk) for chunk in task_chunks(seeds, rt.envs, rt.workers)]
-    with make_executor(rt.executor, worker, workers=rt.workers, task_timeout=900.0,
-                       ray_address=rt.ray_address) as executor:
-        with progress_bar(len(seeds), "evaluate", unit="ep", quiet=rt.quiet) as bar:
-            size = len(tasks[0].seeds)
-            results = executor.map(tasks, progress=lambda n: bar.advance_to(min(n * size, len(seeds))))
-    return np.array([r for task in results for r in task])
 
 
 def run(rt: Runtime, video: bool = False, out: Path | None = None) -> dict[str, Any]:
     """Score the run's best controller; the result goes to `out` (default RUN_DIR/eval.json, which is
     what `run` and `inspect` read)."""
-    from worldmodels.stages.iterate import agent_mdnrnn
-    from worldmodels.stages.train_controller import load_best
-
     cfg = rt.config
     params, meta = load_best(rt.run_dir)
     mdnrnn_path = agent_mdnrnn(rt.run_dir, cfg)
@@ -59,7 +41,7 @@ def run(rt: Runtime, video: bool = False, out: Path | None = None) -> dict[str, 
         "returns": returns.tolist(), "seeds": seeds, "env": cfg.env,
         "controller": {"mode": meta["mode"], "trained_in": meta["where"], "generation": meta["generation"],
                        "temperature": meta["temperature"], "training_score": meta["score"],
-                       "directory": current_controller(rt.run_dir, cfg),
+                       "directory": str(controller_dir(rt.run_dir, cfg).relative_to(rt.run_dir)),
                        "mdnrnn": str((mdnrnn_path or mdnrnn_checkpoint(rt.run_dir)).relative_to(rt.run_dir))},
         "seconds": round(time.perf_counter() - tic, 1),
     }
@@ -68,22 +50,12 @@ def run(rt: Runtime, video: bool = False, out: Path | None = None) -> dict[str, 
     print(f"evaluate: {result['mean']:.1f} ± {result['std']:.1f} over {len(returns)} real episodes "
           f"(seeds {seeds[0]}..{seeds[-1]}) -> {out}")
     if video:
-        write_video(rt, params, seeds[0], task_max_steps(cfg), mdnrnn_path)
+        write_video(rt, params, seeds[0], task_spec(cfg.env).max_steps, mdnrnn_path)
     return result
-
-
-def task_max_steps(config) -> int:
-    from worldmodels.envs import task_spec
-
-    return task_spec(config.env).max_steps
 
 
 def write_video(rt: Runtime, params: np.ndarray, seed: int, max_steps: int, mdnrnn_path: Path | None) -> Path:
     """The first evaluation episode as a GIF: the real frame (left) beside V's reconstruction (right)."""
-    from worldmodels.envs import make_env
-    from worldmodels.media import save_gif
-    from worldmodels.rollout import load_agent
-
     agent, cfg = load_agent(rt.run_dir, rt.torch_device, mdnrnn_path=mdnrnn_path)
     env = make_env(cfg.env, doom_resolution=cfg.doom_resolution)
     episode = agent.run_episode(env, params, seed, max_steps, record=True)
@@ -95,13 +67,7 @@ def write_video(rt: Runtime, params: np.ndarray, seed: int, max_steps: int, mdnr
     return out
 
 
-def current_controller(run_dir: Path, config) -> str:
-    from worldmodels.stages.iterate import controller_dir
-
-    return str(controller_dir(run_dir, config).relative_to(run_dir))
-
-
-def status(run_dir: Path, config) -> dict[str, Any]:
+def status(run_dir: Path, config: Config) -> dict[str, Any]:
     path = Path(run_dir) / EVAL_FILE
     if not path.is_file():
         return {"status": "missing"}
@@ -111,6 +77,6 @@ def status(run_dir: Path, config) -> dict[str, Any]:
         raise UserError(f"{path} is corrupt: delete it and run `worldmodels evaluate` again") from None
     # done only for the current seeds and the current controller (iterative training replaces it)
     complete = (result["seeds"] == evaluation_episode_seeds(config)
-                and result["controller"].get("directory") == current_controller(run_dir, config))
+                and result["controller"].get("directory") == str(controller_dir(run_dir, config).relative_to(run_dir)))
     return {"status": "done" if complete else "partial", "mean": round(result["mean"], 1),
             "std": round(result["std"], 1), "episodes": result["episodes"]}

@@ -18,44 +18,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from worldmodels.artifacts import CONTROLLER_DIR
+from worldmodels.artifacts import BEST, CONTROLLER_DIR, ES_CHECKPOINT, controller_spec
 from worldmodels.checkpoint import load_checkpoint, save_checkpoint
 from worldmodels.config import Config
 from worldmodels.data.episodes import read_arrays, write_arrays
-from worldmodels.envs import task_spec
-from worldmodels.errors import UserError
 from worldmodels.es import CMAES, evaluation_seeds, paired_seeds
 from worldmodels.logger import MetricsLog, plot_metrics, read_metrics
+from worldmodels.envs.dream import DreamWorld, rollout_population
+from worldmodels.executors import make_executor
 from worldmodels.models.controller import ControllerSpec
+from worldmodels.rollout import RolloutTask, RolloutWorker
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_seed
-
-ES_CHECKPOINT, BEST = "es.pt", "best.npz"
-
-
-def controller_spec(config: Config, mode: str | None = None) -> ControllerSpec:
-    task = task_spec(config.env)
-    return ControllerSpec(mode=mode or config.controller.mode, latent_dim=config.vae.latent_dim,
-                          hidden_size=config.mdnrnn.hidden_size, action_dim=task.action_dim, env=config.env)
-
 
 class DreamScorer:
     """Scores candidates inside M: one batched rollout of all P x R agents."""
 
     def __init__(self, rt: Runtime, spec: ControllerSpec, mdnrnn_path: Path | None = None) -> None:
-        from worldmodels.envs.dream import DreamWorld
-
-        import torch
-
         c = rt.config.controller
         self.world = DreamWorld.from_run(rt.run_dir, rt.torch_device, dtype=getattr(torch, c.dream_dtype),
                                          compile=c.dream_compile, mdnrnn_path=mdnrnn_path, dropout=c.dream_dropout)
         self.spec, self.c = spec, rt.config.controller
 
     def __call__(self, candidates: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-        from worldmodels.envs.dream import rollout_population
-
         return rollout_population(self.world, self.spec, candidates, seeds, self.c.temperature, self.c.max_steps)
 
     def close(self) -> None:
@@ -66,9 +53,6 @@ class RealScorer:
     """Scores candidates in the real environment: one task per candidate on the executor."""
 
     def __init__(self, rt: Runtime, spec: ControllerSpec, mdnrnn_path: Path | None = None) -> None:
-        from worldmodels.executors import make_executor
-        from worldmodels.rollout import RolloutWorker
-
         worker = RolloutWorker(str(rt.run_dir), rt.config.to_dict(), rt.config.controller.max_steps, mdnrnn_path,
                                rt.envs)
         # a healthy episode takes seconds to a minute; a worker silent for 15 minutes is stuck
@@ -76,8 +60,6 @@ class RealScorer:
                                       ray_address=rt.ray_address)
 
     def __call__(self, candidates: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-        from worldmodels.rollout import RolloutTask
-
         tasks = [RolloutTask(x.astype(np.float32), tuple(int(s) for s in row)) for x, row in zip(candidates, seeds)]
         return np.array(self.executor.map(tasks), dtype=np.float64)
 
@@ -170,18 +152,6 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
     print(f"train-controller: done; best mean {best['score']:.1f} ± {best['std']:.1f} "
           f"(generation {best['generation']}) in {out / BEST}")
     return {**best, "generations": es.generation}
-
-
-def load_best(run_dir: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """(params, meta) of the current best controller (the last finished round's, if iterating)."""
-    from worldmodels.config import load_run_config
-    from worldmodels.stages.iterate import controller_dir
-
-    path = controller_dir(run_dir, load_run_config(run_dir)) / BEST
-    if not path.is_file():
-        raise UserError(f"{path} does not exist: run `worldmodels train-controller` first")
-    data = read_arrays(path, ("params", "meta"))
-    return data["params"], data["meta"]
 
 
 def status(run_dir: Path, config: Config) -> dict[str, Any]:

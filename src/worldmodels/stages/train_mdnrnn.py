@@ -37,7 +37,7 @@ from worldmodels.models.mdnrnn import MDNRNN, dropout_mask, mdnrnn_loss, paper_p
 from worldmodels.models.vae import tensor_to_frames
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_rng, derive_seed
-from worldmodels.stages.common import autocast, count_parameters, training_status
+from worldmodels.training import autocast, count_parameters, training_status
 
 
 def model_args(config: Config) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from worldmodels.artifacts import VAE_DIR, vae_checkpoint
+from worldmodels.artifacts import VAE_DIR, require_episodes, vae_checkpoint
 from worldmodels.checkpoint import load_checkpoint, save_checkpoint
 from worldmodels.data.episodes import episode_length, read_episode
 from worldmodels.errors import UserError
@@ -23,7 +23,7 @@ from worldmodels.media import frame_grid, save_png
 from worldmodels.models.vae import ConvVAE, frames_to_tensor, tensor_to_frames, vae_loss
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_rng, derive_seed
-from worldmodels.stages.common import autocast, training_status, Every, count_parameters, require_episodes
+from worldmodels.training import Every, autocast, count_parameters, training_status
 
 LOG_EVERY = 20  # steps between metric lines
 
@@ -38,7 +38,7 @@ def run(rt: Runtime, episodes: list[Path] | None = None, epochs: int | None = No
     out = rt.run_dir / VAE_DIR
     path = vae_checkpoint(rt.run_dir)
     if episodes is None:
-        episodes = require_episodes(rt)
+        episodes = require_episodes(rt.run_dir, rt.config)
         if vcfg.max_episodes:
             episodes = episodes[: vcfg.max_episodes]
     device = rt.torch_device

@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 from worldmodels.config import CONFIG_FILE, load_run_config
 from worldmodels.errors import UserError
-
-# (stage name shown, module under worldmodels.stages), in pipeline order
-PIPELINE = [
-    ("collect", "collect"),
-    ("train-vae", "train_vae"),
-    ("encode", "encode"),
-    ("train-mdnrnn", "train_mdnrnn"),
-    ("train-controller", "train_controller"),
-    ("iterate", "iterate"),
-    ("evaluate", "evaluate"),
-]
-
-
-def stage_status(run_dir: Path, config, module_name: str) -> dict[str, Any]:
-    return importlib.import_module(f"worldmodels.stages.{module_name}").status(run_dir, config)
-
+from worldmodels.pipeline import STAGES
 
 def inspect_run(run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); start one with `worldmodels collect`")
     config = load_run_config(run_dir)
-    stages = {}
-    for name, module_name in PIPELINE:
-        stages[name] = stage_status(run_dir, config, module_name)
+    stages = {stage.name: stage.status(run_dir, config) for stage in STAGES}
     return {"run_dir": str(run_dir), "config": config.to_dict(), "stages": stages}
 
 

@@ -7,15 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worldmodels.artifacts import load_vae
+from worldmodels.artifacts import agent_mdnrnn, controller_spec, load_best, load_vae
 from worldmodels.config import load_run_config
 from worldmodels.envs.dream import DreamBatch, DreamWorld
 from worldmodels.media import save_gif
 from worldmodels.models.controller import controller_actions
 from worldmodels.models.vae import tensor_to_frames
 from worldmodels.runtime import resolve_device
-from worldmodels.stages.iterate import agent_mdnrnn
-from worldmodels.stages.train_controller import controller_spec, load_best
 
 
 @torch.no_grad()

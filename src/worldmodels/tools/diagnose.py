@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from worldmodels.artifacts import agent_mdnrnn
 from worldmodels.checkpoint import atomic_write_text
 from worldmodels.config import Config, load_run_config
 from worldmodels.envs import make_env
@@ -75,8 +76,6 @@ def real_scores(config: Config, policy: Policy, episodes: int, max_steps: int, s
 
 def diagnose(run_dir: Path, episodes: int = 20, temperature: float | None = None,
              device: str = "auto") -> dict[str, Any]:
-    from worldmodels.stages.iterate import agent_mdnrnn
-
     config = load_run_config(run_dir)
     # the M of the run's controller: after iterative training with iterate.keep=best, that round's
     world = DreamWorld.from_run(run_dir, resolve_device(device), mdnrnn_path=agent_mdnrnn(run_dir, config),

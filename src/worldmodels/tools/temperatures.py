@@ -17,10 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from worldmodels.artifacts import agent_mdnrnn, controller_spec, load_params
 from worldmodels.checkpoint import atomic_write_bytes, atomic_write_text
-from worldmodels.data.episodes import read_arrays
+from worldmodels.envs.dream import DreamWorld, rollout_population
+from worldmodels.rollout import score
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_seed
+from worldmodels.stages import train_controller
 
 PAPER_TAUS = (0.1, 0.5, 1.0, 1.15, 1.3)
 PAPER_ROWS = {  # the paper's table (SPEC.md section 6): dream, real
@@ -31,11 +34,6 @@ PAPER_ROWS = {  # the paper's table (SPEC.md section 6): dream, real
 
 def run_table(rt: Runtime, taus: tuple[float, ...] = PAPER_TAUS, episodes: int = 100,
               generations: int | None = None) -> list[dict[str, Any]]:
-    from worldmodels.envs.dream import DreamWorld, rollout_population
-    from worldmodels.stages import train_controller
-    from worldmodels.stages.evaluate import score
-    from worldmodels.stages.iterate import agent_mdnrnn
-
     mdnrnn_path = agent_mdnrnn(rt.run_dir, rt.config)  # the M of the run's controller (iterate.keep=best)
     world = DreamWorld.from_run(rt.run_dir, rt.torch_device, mdnrnn_path=mdnrnn_path,
                                 dropout=rt.config.controller.dream_dropout)  # the dream C is trained in
@@ -53,10 +51,10 @@ def run_table(rt: Runtime, taus: tuple[float, ...] = PAPER_TAUS, episodes: int =
         print(f"temperatures: training C in the dream at tau {tau:g}", flush=True)
         train_controller.run(rt_tau, round_index=1000 + int(tau * 1000), out=out, generations=generations,
                              mdnrnn_path=mdnrnn_path)
-        params = read_arrays(out / train_controller.BEST, ("params",))["params"]
+        params = load_params(out)
 
         seeds = [derive_seed(config.seed, "temperature-table", i) for i in range(episodes)]
-        spec = train_controller.controller_spec(config)
+        spec = controller_spec(config)
         dream = rollout_population(world, spec, params[None], np.array([seeds]), tau, config.controller.max_steps)[0]
         real = score(rt_tau, params, seeds, mdnrnn_path)
         row = {"temperature": tau, "dream_mean": float(dream.mean()), "dream_std": float(dream.std()),

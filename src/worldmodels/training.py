@@ -1,4 +1,4 @@
-"""Small pieces the training stages share: inputs that must exist, periodic checkpoints, parameter counts."""
+"""Small pieces the training stages share: periodic checkpoints, status of a checkpoint, mixed precision."""
 
 from __future__ import annotations
 
@@ -8,24 +8,10 @@ from typing import Any
 
 import torch
 
-from worldmodels.data.episodes import list_episodes
-from worldmodels.errors import UserError
-from worldmodels.runtime import Runtime
+from worldmodels.checkpoint import load_checkpoint
+from worldmodels.logger import read_metrics
 
 CHECKPOINT_SECONDS = 300.0  # long epochs also save every 5 minutes, so a kill loses little
-
-
-def require_episodes(rt: Runtime) -> list[Path]:
-    """The complete set of collected episodes, or a UserError telling what to run."""
-    from worldmodels.stages.collect import EPISODES_DIR, missing_episodes
-
-    missing = missing_episodes(rt.run_dir, rt.config)
-    if missing:
-        raise UserError(
-            f"{rt.run_dir / EPISODES_DIR} lacks {len(missing)} of {rt.config.collect.episodes} episodes: "
-            "run `worldmodels collect` first"
-        )
-    return list_episodes(rt.run_dir / EPISODES_DIR)[: rt.config.collect.episodes]
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -49,9 +35,6 @@ class Every:
 
 def training_status(path: Path, kind: str, target_epochs: int, *extra: str) -> dict[str, Any]:
     """inspect's view of a training checkpoint: done/partial, epochs, steps, parameters, last losses."""
-    from worldmodels.checkpoint import load_checkpoint
-    from worldmodels.logger import read_metrics
-
     if not path.is_file():
         return {"status": "missing"}
     state = load_checkpoint(path, kind)

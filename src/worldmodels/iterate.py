@@ -1,4 +1,7 @@
-"""Iterative training (section 5 of the paper), a stage of `run` when `iterate.rounds` > 0.
+"""Iterative training (section 5 of the paper), the pipeline's step after the first pass when `iterate.rounds` > 0.
+
+Each round runs stages again (collect, encode, train-mdnrnn, train-controller), so this module sits beside
+the pipeline, above the stages.
 
 A single pass on random-policy data rarely transfers for Doom: M has never seen what a competent agent
 does, so C finds actions whose consequences M gets wrong (the first prototype of this project: holding
@@ -38,25 +41,31 @@ from typing import Any
 
 import numpy as np
 
-from worldmodels.artifacts import CHECKPOINT, CONTROLLER_DIR, MDNRNN_DIR, mdnrnn_checkpoint
+from worldmodels.artifacts import (
+    BEST,
+    CHECKPOINT,
+    EPISODES_DIR,
+    ES_CHECKPOINT,
+    M_SNAPSHOT,
+    M_START,
+    MDNRNN_DIR,
+    ROUND_FILE,
+    SIBLING_FILE,
+    SIBLINGS_DIR,
+    controller_dir,
+    load_params,
+    mdnrnn_checkpoint,
+    round_controller,
+    round_dir,
+    round_state,
+)
 from worldmodels.checkpoint import atomic_write_bytes, atomic_write_text, load_checkpoint
 from worldmodels.config import Config
-from worldmodels.data.episodes import list_episodes, read_arrays
+from worldmodels.data.episodes import list_episodes
+from worldmodels.rollout import score
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_seed
-
-ROUNDS_DIR, ROUND_FILE, M_SNAPSHOT = "rounds", "round.json", "mdnrnn.pt"
-SIBLINGS_DIR, SIBLING_FILE, M_START = "siblings", "sibling.json", "mdnrnn-start.pt"
-
-
-def round_dir(run_dir: Path, index: int) -> Path:
-    return Path(run_dir) / ROUNDS_DIR / f"{index:02d}"
-
-
-def round_state(run_dir: Path, index: int) -> dict[str, Any]:
-    path = round_dir(run_dir, index) / ROUND_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
-
+from worldmodels.stages import collect, encode, train_controller, train_mdnrnn, train_vae
 
 def episodes_after(config: Config, index: int) -> int:
     """How many episodes exist once round `index` has collected its own (round 0: the random ones)."""
@@ -73,27 +82,6 @@ def sibling_seed(config: Config, index: int, sibling: int) -> int:
     return config.seed if sibling == 0 else derive_seed(config.seed, "sibling", index, sibling)
 
 
-def round_controller(run_dir: Path, index: int) -> Path:
-    """The directory of round `index`'s controller (round 0: the first pass, controller/)."""
-    return round_dir(run_dir, index) if index else Path(run_dir) / CONTROLLER_DIR
-
-
-def controller_dir(run_dir: Path, config: Config) -> Path:
-    """Where the run's controller lives: the last finished round's (or controller/), or the best-scoring one."""
-    states = [round_state(run_dir, i) for i in range(config.iterate.rounds + 1)]
-    last = max((i for i in range(1, len(states)) if states[i].get("complete")), default=0)
-    if config.iterate.keep == "best":
-        scored = [i for i in range(last + 1) if "real_mean" in states[i]]
-        last = max(scored, key=lambda i: states[i]["real_mean"], default=last)
-    return round_controller(run_dir, last)
-
-
-def agent_mdnrnn(run_dir: Path, config: Config) -> Path | None:
-    """The M checkpoint the run's controller was trained with, when it is not the run's current M."""
-    path = controller_dir(run_dir, config) / M_SNAPSHOT
-    return path if path.is_file() else None
-
-
 def snapshot_mdnrnn(run_dir: Path, index: int) -> None:
     """Keep a copy of the current M beside round `index`'s controller (round 0: the first pass)."""
     atomic_write_bytes(round_controller(run_dir, index) / M_SNAPSHOT, mdnrnn_checkpoint(run_dir).read_bytes())
@@ -102,18 +90,9 @@ def snapshot_mdnrnn(run_dir: Path, index: int) -> None:
 def real_score(rt: Runtime, params: np.ndarray, mdnrnn_path: Path | None = None) -> dict[str, Any]:
     """A controller's real score over iterate.eval_episodes episodes, the same seeds for every round (and
     sibling), with M at `mdnrnn_path` (default: the run's)."""
-    from worldmodels.stages.evaluate import score
-
     seeds = [derive_seed(rt.config.seed, "round-evaluation", i) for i in range(rt.config.iterate.eval_episodes)]
     real = score(rt, params, seeds, mdnrnn_path)
     return {"real_mean": float(real.mean()), "real_std": float(real.std()), "real_episodes": len(real)}
-
-
-def load_params(run_dir: Path, index: int, directory: Path | None = None) -> np.ndarray:
-    """Round `index`'s controller (or the one in `directory`, a sibling's)."""
-    from worldmodels.stages.train_controller import BEST
-
-    return read_arrays((directory or round_controller(run_dir, index)) / BEST, ("params",))["params"]
 
 
 def round_runtime(rt: Runtime, seed: int | None = None) -> Runtime:
@@ -131,23 +110,19 @@ def train_m_and_c(rt: Runtime, index: int, out: Path, m_path: Path, seed: int | 
                   start: dict[str, Any]) -> dict[str, Any]:
     """Steps 3-5 of round `index` with `seed`: M at `m_path` fine-tuned to `epochs` on the first `episodes`, a C
     trained in its dream into `out`, then scored in the game with that M. Returns the dream and real scores."""
-    from worldmodels.stages import train_controller, train_mdnrnn
-
     it = rt.config.iterate
     trainer = round_runtime(rt, seed)
     train_mdnrnn.run(trainer, episodes=episodes, epochs=epochs, path=m_path)
     stop = it.abandon * rt.config.controller.max_steps if it.abandon else None
     best = train_controller.run(trainer, round_index=index, out=out, generations=it.generations,
                                 mdnrnn_path=m_path, stop_fitness=stop, **start)
-    real = real_score(rt, load_params(rt.run_dir, index, out), m_path)  # the run's seeds: the same for all
+    real = real_score(rt, load_params(out), m_path)  # the run's seeds: the same for all
     return {"dream_mean": best["score"], "dream_std": best["std"], "generations": best["generations"], **real}
 
 
 def train_siblings(rt: Runtime, index: int, episodes: int, epochs: int, start: dict[str, Any]) -> dict[str, Any]:
     """Steps 3-5 of round `index` for each of iterate.siblings sibling Ms; the best one by real score becomes
     the round's C and the run's M. Returns the winner's dream and real scores, and every sibling's."""
-    from worldmodels.stages.train_controller import BEST, ES_CHECKPOINT
-
     cfg, out, count = rt.config, round_dir(rt.run_dir, index), rt.config.iterate.siblings
     start_m = out / M_START  # the round's starting M, kept before the run's M becomes the winner's
     if not start_m.is_file():
@@ -184,15 +159,13 @@ def train_siblings(rt: Runtime, index: int, episodes: int, epochs: int, start: d
 
 
 def run(rt: Runtime) -> None:
-    from worldmodels.stages import collect, encode, train_vae
-
     cfg, it = rt.config, rt.config.iterate
     if not (round_controller(rt.run_dir, 0) / M_SNAPSHOT).is_file():
         # before round 1 fine-tunes M (a run begun before snapshots existed may be past that point)
         if load_checkpoint(mdnrnn_checkpoint(rt.run_dir), "mdnrnn")["epoch"] == cfg.mdnrnn.epochs:
             snapshot_mdnrnn(rt.run_dir, 0)
     if it.keep == "best" and not round_state(rt.run_dir, 0):
-        first = real_score(rt, load_params(rt.run_dir, 0))
+        first = real_score(rt, load_params(round_controller(rt.run_dir, 0)))
         atomic_write_text(round_dir(rt.run_dir, 0) / ROUND_FILE, json.dumps(first, indent=2))
         print(f"iterate: first pass: real {first['real_mean']:.0f} ± {first['real_std']:.0f} "
               f"over {first['real_episodes']} episodes")
@@ -202,12 +175,12 @@ def run(rt: Runtime) -> None:
             print(f"iterate: round {index} is done, skipped")
             continue
         print(f"iterate: round {index} of {it.rounds}", flush=True)
-        params = load_params(rt.run_dir, index - 1)
+        params = load_params(round_controller(rt.run_dir, index - 1))
 
         total = episodes_after(cfg, index)
         collect.run(rt, range(episodes_after(cfg, index - 1), total), agent_params=params,
                     exploration=it.exploration)
-        episodes = list_episodes(rt.run_dir / collect.EPISODES_DIR)[:total]
+        episodes = list_episodes(rt.run_dir / EPISODES_DIR)[:total]
         if it.vae_epochs:
             train_vae.run(rt, episodes, epochs=cfg.vae.epochs + index * it.vae_epochs)
         encode.run(rt, episodes)

@@ -1,0 +1,1 @@
+"""Commands that read a run directory: inspect, dream, diagnose, temperatures (not stages of the pipeline)."""
