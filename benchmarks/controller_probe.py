@@ -16,17 +16,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
 
 def main() -> None:
+    from worldmodels.artifacts import M_SNAPSHOT, load_params
     from worldmodels.config import load_run_config
     from worldmodels.envs import make_env
     from worldmodels.envs.dream import DreamBatch, DreamWorld
-    from worldmodels.rollout import load_agent
+    from worldmodels.rollout import load_agent, score
     from worldmodels.runtime import Runtime
-    from worldmodels.rollout import score
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
@@ -35,8 +34,8 @@ def main() -> None:
     parser.add_argument("--score-from", type=int)
     parser.add_argument("--episodes", type=int, default=100)
     args = parser.parse_args()
-    params = np.load(args.run_dir / args.controller / "best.npz")["params"]
-    snapshot = args.run_dir / args.controller / "mdnrnn.pt"  # the M this controller was trained with, if kept
+    params = load_params(args.run_dir / args.controller)
+    snapshot = args.run_dir / args.controller / M_SNAPSHOT  # the M this controller was trained with, if kept
     mdnrnn_path = snapshot if snapshot.is_file() else None
     torch.set_num_threads(1)
 

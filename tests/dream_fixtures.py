@@ -40,6 +40,16 @@ def survival_mdnrnn(latent_dim: int = LATENT, hidden_size: int = HIDDEN) -> MDNR
     return model.eval()
 
 
+def save_mdnrnn(path: Path, mdnrnn: MDNRNN) -> Path:
+    """A finished M checkpoint of `mdnrnn` (the run's M, or a controller's snapshot of the M it trained in)."""
+    return save_checkpoint(path, "mdnrnn", {
+        "model": mdnrnn.state_dict(), "complete": True, "epoch": 0, "step": 0, "parameters": 0,
+        "paper_parameters": 0, "model_args": {"latent_dim": mdnrnn.latent_dim, "action_dim": mdnrnn.action_dim,
+                                              "hidden_size": mdnrnn.hidden_size, "num_mixtures": mdnrnn.num_mixtures,
+                                              "restart_input": mdnrnn.restart_input, "done_head": mdnrnn.done_head,
+                                              "reward_head": mdnrnn.reward_head}})
+
+
 def make_dream_run(run_dir: Path, overrides: list[str] | None = None) -> Path:
     config = resolve("doom-smoke", [
         f"vae.latent_dim={LATENT}", f"mdnrnn.hidden_size={HIDDEN}", "controller.population_size=16",
@@ -47,12 +57,7 @@ def make_dream_run(run_dir: Path, overrides: list[str] | None = None) -> Path:
         "controller.eval_every=4", "controller.eval_rollouts=16", *(overrides or []),
     ])
     save_run_config(run_dir, config)
-    mdnrnn = survival_mdnrnn()
-    save_checkpoint(mdnrnn_checkpoint(run_dir), "mdnrnn", {
-        "model": mdnrnn.state_dict(), "complete": True, "epoch": 0, "step": 0, "parameters": 0,
-        "paper_parameters": 0, "model_args": {"latent_dim": LATENT, "action_dim": 1, "hidden_size": HIDDEN,
-                                              "num_mixtures": 5, "restart_input": True, "done_head": True,
-                                              "reward_head": False}})
+    save_mdnrnn(mdnrnn_checkpoint(run_dir), survival_mdnrnn())
     vae = ConvVAE(LATENT)
     save_checkpoint(vae_checkpoint(run_dir), "vae", {"model": vae.state_dict(), "complete": True,
                                                      "model_args": {"latent_dim": LATENT}, "epoch": 0, "step": 0,

@@ -54,8 +54,8 @@ def check_doom_episode(path, index, seed=0):
     assert np.diff(np.concatenate([[-1], changes])).max() <= 10
     meta = ep.meta
     assert meta["env"] == "doom" and meta["policy"] == "random" and meta["index"] == index
-    assert meta["attempts"] >= 1
-    assert meta["seed"] == derive_seed(seed, "collect", index, meta["attempts"] - 1)
+    assert meta["tries"] >= 1
+    assert meta["seed"] == derive_seed(seed, "collect", index, meta["tries"] - 1)
     return T
 
 
@@ -106,7 +106,7 @@ def test_carracing_smoke_episodes_have_exactly_max_frames(tmp_path):
         assert steer.min() >= -1 and steer.max() <= 1
         assert gas.min() >= 0 and gas.max() <= 1 and brake.min() >= 0 and brake.max() <= 1
         assert ep.meta["env"] == "carracing" and ep.meta["policy"] == "random" and ep.meta["index"] == i
-        assert ep.meta["attempts"] == 1  # CarRacing keeps every episode
+        assert ep.meta["tries"] == 1  # CarRacing keeps every episode
         assert not np.array_equal(ep.obs[0], ep.obs[-1])  # the zoom-in at least moves the picture
     # a second run finds every episode and writes nothing
     mtimes = {p.name: p.stat().st_mtime_ns for p in list_episodes(run_dir / "episodes")}

@@ -13,11 +13,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from dream_fixtures import LATENT, make_dream_run, survival_mdnrnn
 from gymnasium.utils.env_checker import check_env
 
 import worldmodels  # noqa: F401  (registers worldmodels/Dream-v0)
-from worldmodels.envs.dream import CounterRandom, DreamWorld, rollout_population, splitmix64
+from dream_fixtures import LATENT, make_dream_run, save_mdnrnn, survival_mdnrnn
+from worldmodels.envs.dream import CounterRandom, DreamBatch, DreamWorld, rollout_population, splitmix64
 from worldmodels.es import CMAES, paired_seeds
 from worldmodels.logger import read_metrics
 from worldmodels.models.controller import ControllerSpec
@@ -80,6 +80,41 @@ def test_dream_env_passes_check_env(dream_run):
     assert obs.shape == (LATENT + 2 * 8,) and obs.dtype == np.float32
     assert env.render().shape == (64, 64, 3)
     env.close()
+
+
+def test_dream_env_defaults_to_the_controllers_temperature_and_m(tmp_path):
+    """temperature=None: before any controller, controller.temperature; with one, the tau its best.npz was
+    trained at, in a dream of the M it was trained with (its mdnrnn.pt snapshot), not the run's current M."""
+    from worldmodels.artifacts import BEST, CONTROLLER_DIR, M_SNAPSHOT, load_mdnrnn
+    from worldmodels.data.episodes import write_arrays
+
+    run_dir = make_dream_run(tmp_path / "run", ["controller.temperature=1.25"])
+    env = gym.make("worldmodels/Dream-v0", run_dir=run_dir, device="cpu")
+    assert env.unwrapped.batch.temperature == 1.25
+    env.close()
+    controller = run_dir / CONTROLLER_DIR
+    controller.mkdir()
+    write_arrays(controller / BEST, compress=False, params=np.zeros(LATENT + 2 * 8, np.float32),
+                 meta={"temperature": 0.75, "generation": 1})
+    snapshot = survival_mdnrnn()
+    with torch.no_grad():
+        snapshot.output_layer.bias[0] = -7.0  # another M: its done logit never fires
+    save_mdnrnn(controller / M_SNAPSHOT, snapshot)
+    env = gym.make("worldmodels/Dream-v0", run_dir=run_dir, device="cpu")
+    batch = env.unwrapped.batch
+    assert batch.temperature == 0.75
+    assert float(batch.world.mdnrnn.output_layer.bias[0]) == -7.0
+    assert float(load_mdnrnn(run_dir).output_layer.bias[0]) == 1.0  # ...which the run's M is not
+    env.close()
+    explicit = gym.make("worldmodels/Dream-v0", run_dir=run_dir, temperature=1.5, device="cpu")
+    assert explicit.unwrapped.batch.temperature == 1.5  # an explicit temperature wins
+    explicit.close()
+
+
+def test_dream_rejects_a_non_positive_temperature():
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError):
+            DreamBatch(_world(), bad, 10)
 
 
 def test_vector_dream_env(dream_run):

@@ -6,9 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodels.envs.dream import CounterRandom, DreamBatch, DreamWorld, rollout_population, sample_with_noise
+from worldmodels.envs.dream import (
+    COMPONENT_STREAM,
+    EPS_STREAM,
+    CounterRandom,
+    DreamBatch,
+    DreamWorld,
+    rollout_population,
+)
 from worldmodels.models.controller import ControllerSpec
-from worldmodels.models.mdnrnn import MDNRNN
+from worldmodels.models.mdnrnn import MDNRNN, StepWeights, head_step, lstm_step, sample_mixture
+from worldmodels.models.rows import ROW_MULTIPLE, pad_rows, round_up
 
 
 def _world(latent: int = 16, hidden: int = 64, seed: int = 0, action_dim: int = 1) -> DreamWorld:
@@ -58,20 +66,43 @@ def test_batch_rows_are_bitwise_independent_of_batch_size():
         assert torch.equal(part.state[1], full.state[1][index])
 
 
-def test_engine_samples_as_sample_with_noise():
-    """The fused step draws the same mixture sample as M.step + sample_with_noise with CounterRandom."""
+@pytest.mark.parametrize("dropout", [0.0, 0.25])
+def test_engine_samples_as_the_step_kernel_with_counter_noise(dropout):
+    """The dream's step (`_m_step`, noise hashed in place) draws the same z as M's step kernel (lstm_step,
+    head_step) + sample_mixture with CounterRandom's numbers of the agent's step; with dream dropout, as the
+    kernel given the agent's masks."""
     world = _world(latent=8, hidden=32)
+    world.dropout = dropout
     seeds = torch.arange(16)
     batch = DreamBatch(world, 1.3, 100)
     batch.reset(seeds)
     z0, action = batch.z.clone(), torch.rand(16, 1) * 2 - 1
     batch.step(action)
-    out, (h, c) = world.mdnrnn.step(z0, action, torch.ones(16), None)
+    weights = StepWeights(world.mdnrnn)
+    h, c = world.mdnrnn.initial_state(16)
+    h, c = lstm_step(weights, z0, action, torch.ones(16), h, c, batch.masks)
+    _, mixture = head_step(weights, h)
     steps = torch.ones(16, dtype=torch.int64)
     rng = CounterRandom(seeds)
-    expected = sample_with_noise(out, 1.3, rng.uniform(steps, 3, 8), rng.normal(steps, 4, 8))
-    torch.testing.assert_close(batch.z, expected, rtol=1e-4, atol=1e-4)
+    uniform, eps = rng.uniform(steps, COMPONENT_STREAM, 8), rng.normal(steps, EPS_STREAM, 8)
+    expected = sample_mixture(mixture, 1.3, uniform, eps)
+    torch.testing.assert_close(batch.z, expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(batch.state[0], h, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(batch.state[1], c, rtol=1e-5, atol=1e-5)
+    # another step's noise gives another z (the comparison above is not a coincidence of the mixture)
+    later = steps + 1
+    other = sample_mixture(mixture, 1.3, rng.uniform(later, COMPONENT_STREAM, 8), rng.normal(later, EPS_STREAM, 8))
+    assert not torch.allclose(batch.z, other, rtol=1e-3, atol=1e-3)
+    if dropout:
+        assert not torch.allclose(h, lstm_step(weights, z0, action, torch.ones(16), *world.mdnrnn.initial_state(16))[0])
+
+
+def test_rows_pad_to_whole_multiples():
+    assert [round_up(n) for n in (1, 15, 16, 17, 50)] == [16, 16, 16, 32, 64] and ROW_MULTIPLE == 16
+    x = torch.arange(6.0).reshape(3, 2)
+    padded = pad_rows(x, 16)
+    assert padded.shape == (16, 2) and torch.equal(padded[:3], x) and torch.count_nonzero(padded[3:]) == 0
+    assert pad_rows(x, 3) is x and pad_rows(None, 16) is None
 
 
 def test_bfloat16_dream_keeps_float32_state_and_similar_returns():

@@ -7,9 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from worldmodels.envs import TASKS, make_env, task_spec
+from worldmodels.envs import TASKS, doom, make_env, task_spec
 from worldmodels.envs import carracing as cr
-from worldmodels.envs import doom
 from worldmodels.errors import UserError
 from worldmodels.policies import DoomRandomPolicy
 from worldmodels.stages.collect import run_episode

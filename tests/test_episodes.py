@@ -31,7 +31,7 @@ def make_episode(T: int = 37, A: int = 1, seed: int = 0) -> Episode:
         action=rng.uniform(-1, 1, (T, A)).astype(np.float32),
         reward=np.ones(T, np.float32),
         done=np.arange(T) == T - 1,
-        meta={"env": "doom", "index": 3, "seed": 1234, "policy": "random", "attempts": 1},
+        meta={"env": "doom", "index": 3, "seed": 1234, "policy": "random", "tries": 1},
     )
 
 

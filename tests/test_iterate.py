@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from worldmodels.config import resolve
 from worldmodels.artifacts import controller_dir, round_dir
+from worldmodels.config import resolve
 
 
 def _write_round(run_dir, index, **state):

@@ -28,13 +28,13 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 from conftest import ok, run_cli, sets  # noqa: E402
 from dream_fixtures import make_dream_run  # noqa: E402
+from worldmodels.artifacts import controller_spec  # noqa: E402
 from worldmodels.config import load_run_config  # noqa: E402
 from worldmodels.data.episodes import list_episodes, read_episode  # noqa: E402
 from worldmodels.errors import UserError  # noqa: E402
 from worldmodels.es import CMAES, paired_seeds  # noqa: E402
 from worldmodels.executors import RAY_MISSING, RayExecutor, make_executor  # noqa: E402
 from worldmodels.runtime import Runtime  # noqa: E402
-from worldmodels.artifacts import controller_spec  # noqa: E402
 from worldmodels.stages.train_controller import RealScorer  # noqa: E402
 
 pytestmark = pytest.mark.ray

@@ -30,8 +30,8 @@ from conftest import (
     subprocess_env,
 )
 from worldmodels.artifacts import load_vae
-from worldmodels.cli import main
 from worldmodels.checkpoint import load_checkpoint
+from worldmodels.cli import main
 from worldmodels.data.episodes import episode_length, list_episodes, read_arrays, read_episode
 from worldmodels.logger import read_metrics
 from worldmodels.models.vae import frames_to_tensor

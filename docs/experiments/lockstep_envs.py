@@ -3,9 +3,13 @@ the bare env (bench's own timing functions; BENCHMARKS.md, session 11).
 
     python docs/experiments/lockstep_envs.py
 """
-import tempfile, torch
+import tempfile
 from pathlib import Path
+
+import torch
+
 from worldmodels import bench
+
 torch.set_num_threads(1)
 with tempfile.TemporaryDirectory() as tmp:
     run_dir = Path(tmp) / "doom"

@@ -157,3 +157,12 @@ def load_best(run_dir: Path) -> tuple[np.ndarray, dict[str, Any]]:
         raise UserError(f"{path} does not exist: run `worldmodels train-controller` first")
     data = read_arrays(path, ("params", "meta"))
     return data["params"], data["meta"]
+
+
+def agent_temperature(run_dir: Path, config: Config) -> float:
+    """The dream temperature the run's controller was trained at (a round's may be iterate.temperature), or
+    controller.temperature before there is a controller."""
+    path = controller_dir(run_dir, config) / BEST
+    if not path.is_file():
+        return config.controller.temperature
+    return float(read_arrays(path, ("meta",))["meta"]["temperature"])

@@ -35,7 +35,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from worldmodels.artifacts import mdnrnn_checkpoint, vae_checkpoint
+from worldmodels.checkpoint import save_checkpoint
+from worldmodels.config import resolve, save_run_config
+from worldmodels.data.episodes import episode_path, list_episodes, write_arrays
+from worldmodels.data.sequences import series_lengths
+from worldmodels.data.streams import prefetch
+from worldmodels.envs import make_env
+from worldmodels.envs.dream import COMPONENT_STREAM, EPS_STREAM, CounterRandom, DreamWorld, rollout_population
+from worldmodels.executors import make_executor
+from worldmodels.models.controller import ControllerSpec, controller_actions, controller_features
+from worldmodels.models.mdnrnn import MDNRNN, StepWeights, head_step, lstm_step, sample_mixture
+from worldmodels.models.vae import ConvVAE, frames_to_tensor, vae_loss
+from worldmodels.rollout import RolloutTask, RolloutWorker, load_agent
 from worldmodels.runtime import Runtime
+from worldmodels.stages.train_mdnrnn import epoch_batches, model_args, train_step
+from worldmodels.training import autocast
 
 DOOM = {"name": "doom", "latent": 64, "hidden": 512, "action": 1, "mode": "zch"}
 CARRACING = {"name": "carracing", "latent": 32, "hidden": 256, "action": 3, "mode": "zh"}
@@ -97,9 +112,6 @@ def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, repeats: in
 def dream_world(size: dict, deaths: bool = False, seed: int = 0):
     """A fresh M at a paper size. Doom: restart input and done head, the done logit forced negative unless
     `deaths` (then scaled so that episodes end at varied steps); CarRacing: reward head, no done head."""
-    from worldmodels.envs.dream import DreamWorld
-    from worldmodels.models.mdnrnn import MDNRNN
-
     torch.manual_seed(seed)
     doom = size["name"] == "doom"
     mdnrnn = MDNRNN(size["latent"], size["action"], size["hidden"], restart_input=doom, done_head=doom,
@@ -116,8 +128,6 @@ def dream_world(size: dict, deaths: bool = False, seed: int = 0):
 
 
 def controller_spec(size: dict):
-    from worldmodels.models.controller import ControllerSpec
-
     return ControllerSpec(size["mode"], size["latent"], size["hidden"], size["action"], env=size["name"])
 
 
@@ -138,7 +148,6 @@ def _population(size: dict, population: int, rollouts: int, seed: int = 0):
 
 def time_generation(world, size: dict, steps: int, dtype: torch.dtype, compile: bool = False,
                     population: int = 64, rollouts: int = 16) -> float:
-    from worldmodels.envs.dream import rollout_population
 
     spec, params, seeds = _population(size, population, rollouts)
     rollout_population(world, spec, params, seeds, 1.15, 2, dtype=dtype, compile=compile)  # warm-up / compile
@@ -151,36 +160,33 @@ def time_generation(world, size: dict, steps: int, dtype: torch.dtype, compile: 
 
 
 def time_per_agent_loop(world, size: dict, agents: int, steps: int) -> float:
-    """Seconds per agent-step of the original's way: one agent at a time, batch 1, M.step + sampling + C."""
-    from worldmodels.envs.dream import _COMPONENT, _EPS, CounterRandom, sample_with_noise
-    from worldmodels.models.controller import controller_actions, controller_features
-
+    """Seconds per agent-step of the original's way: one agent at a time, batch 1: C, M's step, sampling."""
     spec, params, seeds = _population(size, agents, 1)
     mdnrnn, z_dim = world.mdnrnn, size["latent"]
+    weights = StepWeights(mdnrnn)
     total = 0.0
     with torch.no_grad():
         for agent in range(agents):
             params_t = torch.as_tensor(params[agent : agent + 1], dtype=torch.float32)
             rng = CounterRandom(torch.tensor([int(seeds[agent, 0])]))
-            z, state = world.initial_mu[agent : agent + 1].clone(), None
+            z, (h, c) = world.initial_mu[agent : agent + 1].clone(), mdnrnn.initial_state(1)
             restart = torch.ones(1) if mdnrnn.restart_input else None
             tic = time.perf_counter()
             for t in range(1, steps + 1):
-                h, c = state if state is not None else (torch.zeros(1, size["hidden"]),) * 2
-                action = controller_actions(spec, params_t, controller_features(spec, z, h, c)[None])[0]
-                out, state = mdnrnn.step(z, action, restart, state)
+                action = controller_actions(spec, params_t, controller_features(spec, z, h, c))
+                h, c = lstm_step(weights, z, action, restart, h, c)
+                extra, mixture = head_step(weights, h)
                 step = torch.tensor([t])
-                z = sample_with_noise(out, 1.15, rng.uniform(step, _COMPONENT, z_dim), rng.normal(step, _EPS, z_dim))
+                uniform = rng.uniform(step, COMPONENT_STREAM, z_dim)
+                z = sample_mixture(mixture, 1.15, uniform, rng.normal(step, EPS_STREAM, z_dim))
                 restart = torch.zeros(1) if restart is not None else None
-                _ = bool(out.done_logit[0] > 0) if out.done_logit is not None else False
+                _ = bool(extra[0, 0] > 0) if mdnrnn.done_head else False
             total += time.perf_counter() - tic
     return total / (agents * steps)
 
 
 def bf16_outcome(size: dict, population: int, rollouts: int, max_steps: int) -> dict[str, float]:
     """A generation where agents die (done head live): fp32 vs bf16 returns, same seeds."""
-    from worldmodels.envs.dream import rollout_population
-
     world = dream_world(size, deaths=True)
     spec, params, seeds = _population(size, population, rollouts, seed=1)
     fp32 = rollout_population(world, spec, params, seeds, 1.15, max_steps)
@@ -201,8 +207,6 @@ def bf16_outcome(size: dict, population: int, rollouts: int, max_steps: int) -> 
 
 def vae_flops_per_image(latent: int) -> int:
     """Forward multiply-adds of every conv, transposed conv and linear layer, x2 FLOPs, x3 for training."""
-    from worldmodels.models.vae import ConvVAE
-
     model, macs = ConvVAE(latent), [0]
 
     def hook(module, inputs, output):
@@ -223,9 +227,6 @@ def vae_flops_per_image(latent: int) -> int:
 def time_vae_training(latent: int, steps: int, channels_last: bool = False, precision: str = "float32") -> float:
     """Images per second of train-vae's step: frames_to_tensor, forward (under `vae.precision`'s autocast),
     loss in fp32, backward, Adam, batch 100."""
-    from worldmodels.models.vae import ConvVAE, frames_to_tensor, vae_loss
-    from worldmodels.training import autocast
-
     torch.manual_seed(0)
     model = ConvVAE(latent)
     if channels_last:
@@ -263,8 +264,6 @@ def mdnrnn_flops_per_frame(size: dict) -> int:
 
 
 def _write_series(directory: Path, episodes: int, length: int, size: dict, rng: np.random.Generator) -> None:
-    from worldmodels.data.episodes import episode_path, write_arrays
-
     for i in range(episodes):
         done = np.zeros(length, bool)
         done[-1] = size["name"] == "doom"
@@ -280,13 +279,6 @@ def time_mdnrnn_training(size: dict, steps: int, workdir: Path, warm_up: bool = 
     """Frames per second of train-mdnrnn's loop (its batches, prefetch, train_step, clip, Adam) on series
     files written to `workdir`: Doom's 100 streams x 500-frame chunks, CarRacing's 100 whole episodes
     (the paper preset's shapes; `overrides` such as mdnrnn.batch_size=32 change them)."""
-    from worldmodels.config import resolve
-    from worldmodels.data.episodes import list_episodes
-    from worldmodels.data.sequences import series_lengths
-    from worldmodels.data.streams import prefetch
-    from worldmodels.models.mdnrnn import MDNRNN
-    from worldmodels.stages.train_mdnrnn import epoch_batches, model_args, train_step
-
     doom = size["name"] == "doom"
     config = resolve(size["name"], overrides)
     m = config.mdnrnn
@@ -331,13 +323,6 @@ def time_mdnrnn_training(size: dict, steps: int, workdir: Path, warm_up: bool = 
 
 def make_agent_run(run_dir: Path, size: dict) -> dict:
     """A run directory with fresh V and M at a paper size, as `load_agent` and `RolloutWorker` read it."""
-    from worldmodels.artifacts import mdnrnn_checkpoint, vae_checkpoint
-    from worldmodels.checkpoint import save_checkpoint
-    from worldmodels.config import resolve, save_run_config
-    from worldmodels.models.mdnrnn import MDNRNN
-    from worldmodels.models.vae import ConvVAE
-    from worldmodels.stages.train_mdnrnn import model_args
-
     config = resolve(size["name"])
     save_run_config(run_dir, config)
     torch.manual_seed(0)
@@ -352,8 +337,6 @@ def make_agent_run(run_dir: Path, size: dict) -> dict:
 
 
 def time_bare_env(name: str, steps: int, doom_resolution: str | None = None) -> float:
-    from worldmodels.envs import make_env
-
     env = make_env(name, doom_resolution=doom_resolution)
     rng = np.random.default_rng(0)
     low = np.array([-1.0, 0.0, 0.0] if name == "carracing" else [-1.0], np.float32)
@@ -375,9 +358,6 @@ def time_bare_env(name: str, steps: int, doom_resolution: str | None = None) -> 
 def time_agent(run_dir: Path, name: str, steps: int, envs: int = 1, doom_resolution: str | None = None) -> float:
     """Steps per second of the agent (V + M + C every step) in the real env, one thread, `envs` environments
     in lockstep (`Agent.run_episodes`, what a rollout worker runs; 1 = one episode at a time)."""
-    from worldmodels.envs import make_env
-    from worldmodels.rollout import load_agent
-
     agent, _ = load_agent(run_dir, "cpu")
     pool = [make_env(name, doom_resolution=doom_resolution) for _ in range(envs)]
     params = np.random.default_rng(0).normal(0.0, 0.1, agent.spec.num_params).astype(np.float32)
@@ -398,9 +378,6 @@ def time_pool(run_dir: Path, config: dict, workers: int, tasks: int, episode_ste
     """Agent steps per second of `workers` processes of the ProcessPoolExecutor (startup excluded), each task
     `envs` episodes in lockstep. Episodes are capped at `episode_steps`; Doom's reward is +1 per step survived,
     so returns count steps."""
-    from worldmodels.executors import make_executor
-    from worldmodels.rollout import RolloutTask, RolloutWorker
-
     worker = RolloutWorker(str(run_dir), config, episode_steps, envs=envs)
     rng = np.random.default_rng(0)
     params = [rng.normal(0.0, 0.1, 1088).astype(np.float32) for _ in range(tasks)]
@@ -422,7 +399,7 @@ from worldmodels.config import resolve, save_run_config
 from worldmodels.runtime import Runtime
 stage, run_dir, episodes = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 overrides = [f"collect.episodes={episodes}", "vae.epochs=1", "vae.batch_size=100", "vae.shuffle_buffer_episodes=4",
-             "vae.latent_dim=64", "collect.max_frames=200", "collect.min_frames=0"]
+             "vae.latent_dim=64", "collect.max_frames=200"]
 config = resolve("doom-smoke", overrides)
 save_run_config(run_dir, config, force=True)
 rt = Runtime(run_dir, config, workers=1, device="cpu", executor="inprocess", quiet=True)

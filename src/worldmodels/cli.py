@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from worldmodels import pipeline
+from worldmodels.bench import main as bench_main
 from worldmodels.config import (
     CONFIG_FILE,
     DEFAULT_PRESET,
@@ -21,8 +23,6 @@ from worldmodels.config import (
     resolve,
     save_run_config,
 )
-from worldmodels import pipeline
-from worldmodels.bench import main as bench_main
 from worldmodels.errors import UserError
 from worldmodels.runtime import DEVICES, EXECUTORS, Runtime
 from worldmodels.stages import evaluate

@@ -5,8 +5,8 @@ defaults (a preset may name a `base` preset it extends); `--set key=value` overr
 type-checked against the field they name. The resolved config is written to `config.yaml` in the run
 directory, and a rerun with a different config is refused unless `--force`.
 
-Sizes and budgets in the paper presets are Part B of SPEC.md; the quick and smoke presets say how they
-differ in their description.
+The paper presets follow the original's sizes and budgets (docs/faithfulness.md); the quick and smoke
+presets say how they differ in their description.
 """
 
 from __future__ import annotations
@@ -39,17 +39,9 @@ class CollectConfig:
     max_frames: int = doc(
         0, "Frames per episode cap; 0 = the environment's own (CarRacing 1000 exactly, Doom at most 2100)."
     )
-    min_frames: int = doc(
-        -1, "Episodes with this many frames or fewer are discarded; -1 = environment default (Doom 100, CarRacing 0)."
-    )
-    policy: str = doc(
-        "random",
-        "Collection policy: 'random' is the original's (CarRacing: randomly-weighted agent, Doom: a ~ U(-1,1) "
-        "held 1..10 frames); 'brownian' (CarRacing only) is a smooth random walk of the action.",
-    )
     long_holds: float = doc(
-        0.0, "Doom: fraction of random episodes that hold each action 1..100 frames instead of 1..10, so that M "
-        "sees how a held action ends (a departure; 0 = the original's policy)."
+        0.0, "Doom: fraction of random episodes that hold each action 1..100 frames, so that M sees how a held "
+        "action ends (a departure, used by doom-quick; 0 = the original's policy only, docs/faithfulness.md)."
     )
 
 
@@ -60,7 +52,10 @@ class VAEConfig:
     batch_size: int = doc(100, "Frames per Adam step (original: 100, last partial batch dropped).")
     learning_rate: float = doc(1e-4, "Adam learning rate (original: 1e-4, TF defaults otherwise).")
     kl_tolerance: float = doc(0.5, "KL floor per sample, as a fraction of latent_dim nats (original: 0.5).")
-    max_episodes: int = doc(0, "Train on the first N episodes only; 0 = all (original: first 10,000).")
+    max_episodes: int = doc(
+        0, "Train V on the first N episodes only; 0 = all (the original: all 10,000). V learns frames, not "
+        "dynamics, and its time grows with the frames (the doom preset's 10,000 episodes: ~30 h here in fp32)."
+    )
     precision: str = doc(
         "float32", "Training arithmetic: 'float32' (the original's) or 'bfloat16' (mixed precision, fp32 weights; "
         "a departure for speed on CPUs with bf16 units)."
@@ -139,8 +134,8 @@ class ControllerConfig:
         0.0, "Dropout in the dream: each dream agent runs M with its own masks on z and on h in the recurrent "
         "product at this rate, fixed for its episode, so C is scored in many slightly different dreams "
         "(Dropout's Dream Land, Wellmer & Kwok 2021: 0.1 on an M trained with dropout 0.05). The real agent "
-        "runs M without dropout. Not in the paper (0). At doom-quick's budgets it made every C a fixed action, "
-        "the good M's too (RESULTS.md, session 13).",
+        "runs M without dropout. Not in the paper (0). At doom-quick's budgets it made every C a fixed action "
+        "(RESULTS.md, \"Ablations\").",
     )
     max_steps: int = doc(1000, "Step cap of one episode while training (CarRacing 1000, Doom 2100).")
     seed: int = doc(0, "Base seed of the rollout seeds (original: 0 CarRacing, 111 Doom).")
@@ -169,7 +164,6 @@ class IterateConfig:
         "z noise, CMA-ES) and a C trained on it; the round keeps the sibling whose C scores best over "
         "eval_episodes real episodes, with its M (a departure: real episodes pick among dreams). 1 = the paper's."
     )
-    vae_epochs: int = doc(0, "Epochs of V's fine-tuning in each round (0 = keep V; > 0 re-encodes everything).")
     generations: int = doc(25, "CMA-ES generations in each round.")
     abandon: float = doc(
         0.0, "Stop a round's C training after the first generation whose mean return over all candidates reaches "
@@ -180,9 +174,6 @@ class IterateConfig:
     temperature: float = doc(
         0.0, "Dream temperature tau of the rounds' C training; 0 = controller.temperature (a departure when set: "
         "the paper trains every C at one tau)."
-    )
-    rollouts: int = doc(
-        0, "Dream rollouts per CMA-ES candidate of the rounds' C; 0 = controller.rollouts (the paper: 16 for every C)."
     )
     warm_start: bool = doc(
         True, "Start each round's CMA-ES from the last round's best at iterate.sigma0; False = afresh from x0 = 0 "
@@ -209,7 +200,7 @@ class Config:
     env: str = doc("carracing", "Task: 'carracing' (CarRacing-v3) or 'doom' (VizdoomTakeCover-v1).")
     doom_resolution: str = doc(
         "320x240", "Doom only: the resolution ViZDoom renders at before the resize to 64x64. '320x240' is the "
-        "scenario's own (SPEC.md Part A); '160x120' steps ~2x faster and gives the same 64x64 frames up to "
+        "scenario's own (docs/faithfulness.md#environments); '160x120' steps ~2x faster and gives the same 64x64 frames up to "
         "resampling (a departure for speed; docs/doom-resolution.md)."
     )
     seed: int = doc(0, "Base seed of the run (collection, training, sampling).")
@@ -229,7 +220,7 @@ class Config:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "carracing": {
-        "description": "CarRacing-v3 at the paper's sizes and budgets (SPEC.md Part B); weeks on a laptop.",
+        "description": "CarRacing-v3 at the paper's sizes and budgets (docs/faithfulness.md); weeks on a laptop.",
         "overrides": {"env": "carracing"},
     },
     "doom": {
@@ -281,17 +272,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "the cap), keeping the controller with the best real score over 30 episodes.",
         "base": "doom",
         "overrides": {
-            # a quarter of the random episodes hold each action up to 100 frames: with the original's 1..10 only,
-            # M never sees a held action end and C found "hold RIGHT" (dream 793-1891, game ~170; RESULTS.md).
-            # Twice the episodes did worse, with M at 15 or 25 epochs: the dream let a held action survive
-            # (attempts 6 and 7, RESULTS.md)
+            # a quarter of the random episodes hold each action up to 100 frames: with short holds only, M never
+            # sees a held action end and C learns to hold RIGHT (it lives ~4-10x longer in the dream than in the
+            # game); twice the episodes let the dream keep that exploit (docs/faithfulness.md#data-collection)
             "collect": {"episodes": 700, "long_holds": 0.25},
-            # doom_resolution stays the scenario's 320x240: at 160x120 (the same game, ~2x faster) the whole
-            # chain re-draws, and attempt 18's draw with seven siblings scored 331 / 320 (RESULTS.md, session 11)
             # V: Adam at 1e-3 instead of the original's 1e-4 (the PyTorch ports' rate): one epoch then ends near
-            # where 1e-4 ends after more than two, which is what makes the fireballs and monsters visible in z.
-            # One epoch: with two (attempt 8) the first dream was harsher (random 111 vs 174 in the game), C learnt
-            # nothing there or in round 1 and the run scored 183 (RESULTS.md, session 6)
+            # where 1e-4 ends after more than two, which is what makes the fireballs and monsters visible in z;
+            # two epochs gave a harsher first dream and a worse run
             "vae": {"epochs": 1, "precision": "bfloat16", "learning_rate": 1e-3},
             "mdnrnn": {"epochs": 25, "batch_size": 32, "sequence_length": 100, "precision": "bfloat16"},
             # C on [z, h] with a bias (CarRacing's form), not the paper's Doom [z, c, h]: M's cell state c
@@ -299,23 +286,14 @@ PRESETS: dict[str, dict[str, Any]] = {
             # constant action (measured: C then always holds RIGHT, in the dream and in the game)
             "controller": {"mode": "zh", "generations": 20, "rollouts": 8, "eval_every": 10, "eval_rollouts": 128,
                            "dream_dtype": "bfloat16"},
-            # rounds start C afresh (warm starts kept round 1's exploit through every later M) and the run keeps
-            # the controller with the best real score. Round 1's outcome hangs on the draw of its M (six draws from
-            # one first pass: two transferred, 748 and 775; the others 216-349; RESULTS.md, session 6), so round 1
-            # trains four sibling Ms, a C on each, and keeps the best by real score. Round 2 never helped (its M
-            # lets always LEFT survive; neither warm starts, long holds nor a dream ensemble with round 1's M
-            # stopped C from finding that: RESULTS.md, sessions 5-6): the time goes to the siblings. At tau 1.15
-            # all four of attempt 10's siblings failed (216.1); at tau 1.5 the C on the first one's M scored 643
-            # over the 30 round episodes instead of 226, hence the rounds' tau of 1.5 (attempt 11: 550.0 / 557.1 in
-            # 45 min, its other three siblings still broken; RESULTS.md, session 7). Round 1's agent explores at 0.3
-            # instead of 0.1 (a random action on ~70% of its frames instead of ~38%), so M sees more of what the
-            # first C never does: the first sibling's C went from 643 to 827 over the 30 round episodes (attempt
-            # 12: 806.3 / 749.5 in 54 min). Three siblings of 30 generations instead of four of 20 scored less
-            # (attempt 13: 767.5 / 727.9; RESULTS.md, session 8). 200 round episodes and five siblings drew one good
-            # M in five and scored less (attempt 14: 778.5 / 707.5; session 9); so did the rounds' C at tau 1.6
-            # (attempt 15: 750.8 / 681.9). A round's C stops where its whole population survives 75% of the cap: a
-            # lenient dream, whose C scores 195 and costs ~6 min at the cap (two of attempt 12's siblings; attempt
-            # 15's two stopped at generations 8 and 18)
+            # One round of iterative training. Its outcome hangs on the draw of M's fine-tune (about one draw in
+            # four transfers), so the round trains four sibling Ms, a fresh C on each, and keeps the controller
+            # with the best real score over 30 episodes (a departure: real episodes choose among dreams). The
+            # rounds' C trains at tau 1.5 (at 1.15 every sibling's C failed), the round's agent explores at 0.3
+            # so that M sees more of what the first C never does, and a round's C stops where its whole
+            # population survives 75% of the cap (a lenient dream, whose C only learns M's exploit). More rounds,
+            # warm starts, more siblings of fewer generations, 200 round episodes and tau 1.6 all scored less
+            # (RESULTS.md, "Ablations")
             "iterate": {"rounds": 1, "episodes": 150, "exploration": 0.3, "mdnrnn_epochs": 5, "generations": 20,
                         "abandon": 0.75, "siblings": 4, "temperature": 1.5, "warm_start": False, "keep": "best",
                         "eval_episodes": 30},
@@ -454,7 +432,6 @@ def _set(config: Config, key: str, raw: Any) -> None:
 CHOICES = {
     "env": ENVIRONMENTS,
     "doom_resolution": ("320x240", "160x120"),
-    "collect.policy": ("random", "brownian"),
     "controller.where": ("real", "dream"),
     "controller.mode": ("zh", "zch", "z", "z_hidden"),
     "controller.dream_dtype": ("float32", "bfloat16"),
@@ -477,8 +454,8 @@ def validate(config: Config) -> Config:
         "controller.eval_rollouts", "controller.max_steps", "evaluate.episodes", "vae.shuffle_buffer_episodes",
         "iterate.episodes", "iterate.generations", "iterate.eval_episodes", "iterate.siblings",
     ]
-    if min(config.iterate.rounds, config.iterate.mdnrnn_epochs, config.iterate.vae_epochs, config.iterate.rollouts) < 0:
-        raise UserError("iterate.rounds, iterate.mdnrnn_epochs, iterate.vae_epochs and iterate.rollouts must be >= 0")
+    if min(config.iterate.rounds, config.iterate.mdnrnn_epochs) < 0:
+        raise UserError("iterate.rounds and iterate.mdnrnn_epochs must be >= 0")
     if config.iterate.temperature < 0:
         raise UserError(f"iterate.temperature={config.iterate.temperature} must be >= 0 (0 = controller.temperature)")
     for key in ("iterate.exploration", "collect.long_holds", "iterate.abandon"):
@@ -487,8 +464,6 @@ def validate(config: Config) -> Config:
     for key in ("mdnrnn.input_dropout", "mdnrnn.recurrent_dropout", "controller.dream_dropout"):
         if not 0.0 <= flat[key] < 1.0:
             raise UserError(f"{key}={flat[key]} must lie in [0, 1)")
-    if config.iterate.keep == "best" and config.iterate.vae_epochs:
-        raise UserError("iterate.keep=best keeps an earlier round's M but cannot keep its V: set iterate.vae_epochs=0")
     if config.iterate.rounds and config.controller.where != "dream":
         raise UserError("iterate.rounds > 0 retrains C in the dream: it needs controller.where=dream")
     for key in positive:
@@ -498,8 +473,6 @@ def validate(config: Config) -> Config:
         raise UserError(f"controller.temperature={flat['controller.temperature']} must be positive")
     if config.doom_resolution != Config.doom_resolution and config.env != "doom":
         raise UserError(f"doom_resolution={config.doom_resolution!r} applies to doom only; remove it for {config.env}")
-    if config.collect.policy == "brownian" and config.env != "carracing":
-        raise UserError("collect.policy=brownian exists for carracing only; use collect.policy=random")
     if config.controller.where == "dream" and not config.mdnrnn.done_head and config.env == "doom":
         raise UserError("controller.where=dream for doom needs mdnrnn.done_head=true")
     if config.controller.where == "dream" and config.env == "carracing" and not config.mdnrnn.reward_head:

@@ -3,7 +3,7 @@
 The original (`carracing/es.py` L86-119, estool's wrapper of pycma 2.2) runs
 `CMAEvolutionStrategy(N * [0], 0.1, {'popsize': 64})` with every other option at its default (full
 covariance), 16 rollouts per candidate averaged, and evaluates the distribution mean every 25
-generations on 1024 fixed-seed rollouts (SPEC section 4). pycma minimises; returns are maximised. The
+generations on 1024 fixed-seed rollouts (docs/faithfulness.md#cma-es). pycma minimises; returns are maximised. The
 one sign flip between the two lives in `CMAES.tell`, and nowhere else.
 
 Not reproduced: estool's "weight decay" (`es.py` L23-25, L114-119) hands pycma

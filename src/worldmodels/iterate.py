@@ -8,7 +8,7 @@ does, so C finds actions whose consequences M gets wrong (the first prototype of
 RIGHT survived 981 steps in the dream, 157 in the game). Each round therefore:
 
     1. collects `iterate.episodes` episodes with the current controller plus random exploration;
-    2. fine-tunes V (if iterate.vae_epochs > 0, then re-encodes everything) and encodes the new episodes;
+    2. encodes the new episodes with V (V is not fine-tuned);
     3. fine-tunes M on all the data for `iterate.mdnrnn_epochs` more epochs;
     4. retrains C in the dream for `iterate.generations` (at `iterate.temperature` if set), warm-started
        from the last round's best (or afresh with `iterate.warm_start: false`), stopping early where the
@@ -17,8 +17,8 @@ RIGHT survived 981 steps in the dream, 157 in the game). Each round therefore:
 
 With `iterate.siblings` K > 1, steps 3-5 run K times from the same M on the same data, each sibling
 with its own seed (M's data order and z noise, C's CMA-ES), and the round keeps the sibling whose C scores
-best over the real episodes, with its M (a departure, like `keep: best`: on doom-quick two fine-tunes of M
-in ten gave a dream that transfers, RESULTS.md sessions 6-7). Sibling s lives in `rounds/NN/siblings/s/`
+best over the real episodes, with its M (a departure, like `keep: best`: on doom-quick about one fine-tune of
+M in four gives a dream that transfers; RESULTS.md). Sibling s lives in `rounds/NN/siblings/s/`
 (its M in `mdnrnn/`, its C, `sibling.json`); the winner's C and M are copied to `rounds/NN/` and become
 the run's M. Sibling 0 keeps the run's seed, so it is the round that K = 1 would have trained.
 
@@ -27,7 +27,7 @@ last round's controller, or with `iterate.keep: best` the best-scoring of the fi
 round 1 into `rounds/00/round.json`) and all rounds. Each controller runs with the M it was trained with:
 a copy of M is kept beside it (`controller/mdnrnn.pt`, `rounds/NN/mdnrnn.pt`) and `agent_mdnrnn` names the
 one the run's controller needs (the same C over seeds 10000-10099: 748 steps with its own M, 573 with the
-M of two rounds later; RESULTS.md attempts 4 and 5).
+M of two rounds later).
 Round r lives in `rounds/NN/` (es.pt, best.npz, metrics, round.json, mdnrnn.pt); its episodes continue the
 numbering of `episodes/`. Every step is resumable, and a finished round is skipped.
 """
@@ -65,7 +65,8 @@ from worldmodels.data.episodes import list_episodes
 from worldmodels.rollout import score
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_seed
-from worldmodels.stages import collect, encode, train_controller, train_mdnrnn, train_vae
+from worldmodels.stages import collect, encode, train_controller, train_mdnrnn
+
 
 def episodes_after(config: Config, index: int) -> int:
     """How many episodes exist once round `index` has collected its own (round 0: the random ones)."""
@@ -96,12 +97,9 @@ def real_score(rt: Runtime, params: np.ndarray, mdnrnn_path: Path | None = None)
 
 
 def round_runtime(rt: Runtime, seed: int | None = None) -> Runtime:
-    """The runtime a round's M and C train with: the run's, at iterate.temperature and iterate.rollouts, with
-    `seed`."""
+    """The runtime a round's M and C train with: the run's, at iterate.temperature, with `seed`."""
     cfg = rt.config
-    tau = cfg.iterate.temperature or cfg.controller.temperature
-    controller = dataclasses.replace(cfg.controller, temperature=tau,
-                                     rollouts=cfg.iterate.rollouts or cfg.controller.rollouts)
+    controller = dataclasses.replace(cfg.controller, temperature=cfg.iterate.temperature or cfg.controller.temperature)
     config = dataclasses.replace(cfg, seed=cfg.seed if seed is None else seed, controller=controller)
     return dataclasses.replace(rt, config=config)
 
@@ -180,10 +178,7 @@ def run(rt: Runtime) -> None:
         total = episodes_after(cfg, index)
         collect.run(rt, range(episodes_after(cfg, index - 1), total), agent_params=params,
                     exploration=it.exploration)
-        episodes = list_episodes(rt.run_dir / EPISODES_DIR)[:total]
-        if it.vae_epochs:
-            train_vae.run(rt, episodes, epochs=cfg.vae.epochs + index * it.vae_epochs)
-        encode.run(rt, episodes)
+        encode.run(rt, list_episodes(rt.run_dir / EPISODES_DIR)[:total])
         epochs = mdnrnn_epochs_after(cfg, index)
         if it.warm_start:
             start = {"x0": params.astype(np.float64), "sigma0": it.sigma0}

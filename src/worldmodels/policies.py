@@ -1,4 +1,4 @@
-"""The random policies that collect the training data (SPEC.md section 5).
+"""The random policies that collect the training data (docs/faithfulness.md#data-collection).
 
 CarRacing's "random" data is not uniform random actions: every episode the whole agent (V, M and C) is
 re-drawn with i.i.d. standard Cauchy weights times s ~ U(0, 0.01) and driven through the normal agent
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from worldmodels.models.controller import ControllerSpec, controller_actions, controller_features
-from worldmodels.models.mdnrnn import MDNRNN
+from worldmodels.models.mdnrnn import MDNRNN, StepWeights, lstm_step
 from worldmodels.models.vae import ConvVAE, frames_to_tensor
 from worldmodels.rollout import Agent, AgentBatch
 
@@ -58,24 +58,6 @@ class DoomRandomPolicy(Policy):
         return self.action
 
 
-class CarRacingBrownianPolicy(Policy):
-    """A smooth random walk of (steer, gas, brake) clipped to the action box (an alternative, not the paper's)."""
-
-    low = np.array([-1.0, 0.0, 0.0], np.float32)
-    high = np.array([1.0, 1.0, 1.0], np.float32)
-    dt = 1.0 / 50.0  # one physics step of CarRacing
-
-    def reset(self, rng: np.random.Generator) -> None:
-        self.rng = rng
-        self.action = rng.uniform(self.low, self.high).astype(np.float32)
-
-    def act(self, frame: np.ndarray) -> np.ndarray:
-        action = self.action
-        step = np.sqrt(self.dt) * self.rng.standard_normal(3)
-        self.action = np.clip(self.action + step, self.low, self.high).astype(np.float32)
-        return action
-
-
 class CarRacingRandomAgentPolicy(Policy):
     """The original's randomly-weighted agent: V, M and C with Cauchy x U(0, 0.01) weights, run as the agent."""
 
@@ -101,6 +83,7 @@ class CarRacingRandomAgentPolicy(Policy):
         self.mdnrnn.lstm.bias_hh_l0.zero_()
         self.mdnrnn.lstm.bias_ih_l0[hidden : 2 * hidden] += 1.0
         self.params = torch.from_numpy(rng.standard_cauchy((1, self.spec.num_params)) * stdev).float()
+        self.m_weights = StepWeights(self.mdnrnn)
         self.state = self.mdnrnn.initial_state(1)
         self.generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
 
@@ -109,17 +92,15 @@ class CarRacingRandomAgentPolicy(Policy):
         mu, logvar = self.vae.encode(frames_to_tensor(frame[None]))
         z = mu + torch.exp(logvar / 2) * torch.randn(mu.shape, generator=self.generator)  # z is sampled
         h, c = self.state
-        features = controller_features(self.spec, z, h, c)
-        action = controller_actions(self.spec, self.params, features[None])[0]  # (1, A)
-        _, self.state = self.mdnrnn.step(z, action, None, self.state)
+        action = controller_actions(self.spec, self.params, controller_features(self.spec, z, h, c))  # (1, A)
+        self.state = lstm_step(self.m_weights, z, action, None, h, c)
         return action[0].numpy().astype(np.float32)
 
 
-def make_policy(env: str, name: str, long_holds: float = 0.0) -> Policy:
+def make_policy(env: str, long_holds: float = 0.0) -> Policy:
+    """The original's random collection policy of `env` (Doom: with `long_holds`, see DoomRandomPolicy)."""
     if env == "doom":
         return DoomRandomPolicy(long_holds)
-    if name == "brownian":
-        return CarRacingBrownianPolicy()
     return CarRacingRandomAgentPolicy()
 
 

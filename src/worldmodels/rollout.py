@@ -1,6 +1,6 @@
 """The agent (V, M and C) in the real environment, and the workers that run its episodes.
 
-Per step, as the original (`carracing/model.py` get_action, `doomrnn/doomreal.py`; SPEC.md section 3):
+Per step, as the original (`carracing/model.py` get_action, `doomrnn/doomreal.py`; docs/faithfulness.md#c):
 frame_t -> V -> z_t sampled from (mu, logvar); a_t = C([z_t, (c_t,) h_t]); M advances its state with
 (z_t, a_t) (Doom: the continuous a and the restart flag, before the env step); env.step(a_t).
 Randomness (z sampling) comes from the episode's seed only, so any worker gives the same return.
@@ -29,9 +29,9 @@ from worldmodels.config import from_dict, load_run_config
 from worldmodels.envs import FrameEnv, make_env, task_spec
 from worldmodels.executors import make_executor
 from worldmodels.logger import progress_bar
-from worldmodels.envs.dream import Core, agent_actions, lstm_step, pad_rows, round_up
-from worldmodels.models.controller import ControllerSpec, controller_features
-from worldmodels.models.mdnrnn import MDNRNN
+from worldmodels.models.controller import ControllerSpec, controller_actions, controller_features
+from worldmodels.models.mdnrnn import MDNRNN, StepWeights, lstm_step
+from worldmodels.models.rows import pad_rows, round_up
 from worldmodels.models.vae import ConvVAE, tensor_to_frames
 from worldmodels.runtime import Runtime
 
@@ -54,7 +54,7 @@ class _FastAgent:
 
     V's encoder runs channels-last (the layout the uint8 HWC frames already have, and oneDNN's fast one), its
     two heads are one product, and M's two gate products are one product over [z, a, (restart), h] (the
-    dream's `Core` and `lstm_step`, in float32).
+    the dream's `StepWeights` and `lstm_step`, in float32).
     """
 
     def __init__(self, vae: ConvVAE, mdnrnn: MDNRNN | None, device: torch.device) -> None:
@@ -63,7 +63,7 @@ class _FastAgent:
         self.w_latent = torch.cat([vae.fc_mu.weight, vae.fc_logvar.weight]).t().contiguous()  # (1024, 2Z)
         self.b_latent = torch.cat([vae.fc_mu.bias, vae.fc_logvar.bias]).detach()
         self.latent_dim = vae.latent_dim
-        self.core = Core(mdnrnn, torch.float32) if mdnrnn is not None else None
+        self.m_weights = StepWeights(mdnrnn) if mdnrnn is not None else None
 
     def encode(self, frames: np.ndarray, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(n, 64, 64, 3) uint8 -> mu, logvar (rows, Z), rows >= n padded with zeros; the NHWC bytes are viewed
@@ -78,7 +78,7 @@ class AgentBatch:
     """Up to `capacity` episodes of the agent stepped together, one slot each (lockstep rollouts).
 
     A step of the n slots that act is one V encode of their n frames, one product for V's heads, one batched
-    C and one product for M's gates. As in the dream (`envs.dream.ROW_MULTIPLE`), products and elementwise work
+    C and one product for M's gates. As in the dream (`models.rows`), products and elementwise work
     run on rows padded to a multiple of 16, so a slot's numbers do not depend on how many others share its
     step: an episode gives the same return alone or in any batch (tests). z's noise comes from each
     episode's own seed only.
@@ -94,8 +94,9 @@ class AgentBatch:
         self.params = torch.zeros(capacity, spec.num_params, device=device)
         self.h = torch.zeros(capacity, spec.hidden_size, device=device)
         self.c = torch.zeros_like(self.h)
-        core = self.fast.core
-        self.restart = torch.zeros(capacity, device=device) if core is not None and core.restart_input else None
+        m_weights = self.fast.m_weights
+        self.restart = (torch.zeros(capacity, device=device) if m_weights is not None and m_weights.restart_input
+                        else None)
         self.generators: list[torch.Generator | None] = [None] * capacity
         self.noise = torch.zeros(capacity, _NOISE_BLOCK, latent, device=device)
         self.steps = [0] * capacity
@@ -123,16 +124,16 @@ class AgentBatch:
             self.steps[slot] += 1
         mu, logvar = fast.encode(frames, rows)
         self.mu[index] = mu[:n]
-        z = mu + torch.exp(logvar / 2) * pad_rows(eps, rows)  # z is sampled, never the mean (SPEC.md gotcha 5)
+        z = mu + torch.exp(logvar / 2) * pad_rows(eps, rows)  # z is sampled, never the mean (docs/faithfulness.md#v)
         h, c = pad_rows(self.h[index], rows), pad_rows(self.c[index], rows)
         features = controller_features(agent.spec, z, h, c)
-        action = agent_actions(agent.spec, pad_rows(self.params[index], rows), features)  # (rows, A)
+        action = controller_actions(agent.spec, pad_rows(self.params[index], rows), features)  # (rows, A)
         for row, override in enumerate(overrides or ()):
             if override is not None:
                 action[row] = torch.as_tensor(override, dtype=torch.float32)
-        if fast.core is not None:
+        if fast.m_weights is not None:
             restart = None if self.restart is None else pad_rows(self.restart[index], rows)
-            h, c = lstm_step(fast.core, z, action, restart, h, c)
+            h, c = lstm_step(fast.m_weights, z, action, restart, h, c)
             self.h[index], self.c[index] = h[:n], c[:n]
             if self.restart is not None:
                 self.restart[index] = 0.0
@@ -246,10 +247,10 @@ TASK_ENVS_MAX = 8  # a task has at most this many times `envs` items
 def task_chunks(items: list, envs: int, workers: int) -> list[tuple]:
     """`items` (seeds, episode indices) cut into tasks for lockstep workers: about four per worker, so that
     the workers share the load and a progress bar moves, and at least `envs` per task, so that a task's envs
-    take new episodes as theirs end (its last ones run with fewer envs: RESULTS.md attempt 17, 100 Doom
-    evaluation episodes on one worker in 2.0 min as tasks of 13, 1.6 min as tasks of 25). At most
-    `TASK_ENVS_MAX * envs` per task: the full presets' 10,000 episodes as 4 tasks (one worker; 8 with two) moved
-    the bar every ~20 minutes, each task ~20 minutes of collection's 30-minute timeout (RESULTS.md, session 13)."""
+    take new episodes as theirs end (its last ones run with fewer envs: 100 Doom evaluation episodes on one
+    worker took 2.0 min as tasks of 13, 1.6 min as tasks of 25). At most `TASK_ENVS_MAX * envs` per task: the
+    full presets' 10,000 episodes as 4 tasks moved the bar every ~20 minutes, each task ~20 minutes of
+    collection's 30-minute timeout."""
     size = max(envs, min(-(-len(items) // (4 * workers)), TASK_ENVS_MAX * envs))
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
 

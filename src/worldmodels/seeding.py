@@ -1,6 +1,6 @@
 """Seeds derived from what a piece of work is, never from which worker runs it.
 
-`derive_seed(base, "collect", episode, attempt)` is the same on every executor and every machine, so
+`derive_seed(base, "collect", episode, retry)` is the same on every executor and every machine, so
 the same run gives the same episodes and the same fitness wherever its tasks land.
 """
 

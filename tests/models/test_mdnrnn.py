@@ -1,4 +1,4 @@
-"""M: counts, head layout, restart unroll, step/forward agreement, loss and sampling (SPEC section 2)."""
+"""M: counts, head layout, restart unroll, step kernel / forward agreement, loss and sampling (SPEC section 2)."""
 
 import math
 
@@ -8,6 +8,10 @@ import torch
 from worldmodels.models.mdnrnn import (
     MDNRNN,
     MDNOutput,
+    StepWeights,
+    dropout_mask,
+    head_step,
+    lstm_step,
     mdnrnn_loss,
     mixture_nll,
     paper_parameter_count,
@@ -129,7 +133,10 @@ def test_restart_resets_state_before_the_step() -> None:
 @pytest.mark.parametrize("restart_input", [False, True])
 @torch.no_grad()
 def test_step_matches_forward(restart_input: bool) -> None:
+    """The agents' step kernel (StepWeights, lstm_step, head_step) equals forward's teacher-forced unroll,
+    restarts and dropout masks included; head_step's raw mixture rows are forward's head before log-softmax."""
     model = small(restart_input)
+    K = model.num_mixtures
     z, action = torch.randn(3, 5, 4), torch.randn(3, 5, 2)
     restart = None
     if restart_input:
@@ -137,25 +144,50 @@ def test_step_matches_forward(restart_input: bool) -> None:
         restart[1, 2] = 1.0
         restart[2, 0] = 1.0
     state = (torch.randn(3, 8), torch.randn(3, 8))
-    out, h_seq, final = model(z, action, restart, state)
-    stepped = state
-    for t in range(5):
-        step_out, stepped = model.step(
-            z[:, t], action[:, t], None if restart is None else restart[:, t], stepped
-        )
-        torch.testing.assert_close(stepped[0], h_seq[:, t])
-        for name in ("log_pi", "mu", "log_sigma", "done_logit"):
-            full = getattr(out, name)
-            if full is None:
-                assert getattr(step_out, name) is None
+    weights = StepWeights(model)
+    for masks in (None, (dropout_mask(torch.rand(3, 4), 0.3), dropout_mask(torch.rand(3, 8), 0.3))):
+        out, h_seq, final = model(z, action, restart, state, *(masks or (None, None)))
+        h, c = state
+        for t in range(5):
+            h, c = lstm_step(weights, z[:, t], action[:, t], None if restart is None else restart[:, t], h, c, masks)
+            torch.testing.assert_close(h, h_seq[:, t])
+            extra, mixture = head_step(weights, h)
+            assert mixture.shape == (3, 4, 3 * K) and extra.shape == (3, int(restart_input))
+            torch.testing.assert_close(torch.log_softmax(mixture[..., :K], -1), out.log_pi[:, t])
+            torch.testing.assert_close(mixture[..., K : 2 * K], out.mu[:, t])
+            torch.testing.assert_close(mixture[..., 2 * K :], out.log_sigma[:, t])
+            if restart_input:
+                torch.testing.assert_close(extra[:, 0], out.done_logit[:, t])
             else:
-                torch.testing.assert_close(getattr(step_out, name), full[:, t])
-    torch.testing.assert_close(stepped[0], final[0])
-    torch.testing.assert_close(stepped[1], final[1])
+                assert out.done_logit is None
+        torch.testing.assert_close(h, final[0])
+        torch.testing.assert_close(c, final[1])
+    # the masks did change the run (so the comparison with them means something)
+    assert not torch.allclose(model(z, action, restart, state)[1], h_seq)
     # Carrying state across chunks equals one long run (Doom's truncated BPTT relies on this).
+    _, h_seq, _ = model(z, action, restart, state)
     _, first, mid = model(z[:, :2], action[:, :2], None if restart is None else restart[:, :2], state)
     _, second, _ = model(z[:, 2:], action[:, 2:], None if restart is None else restart[:, 2:], mid)
     torch.testing.assert_close(torch.cat([first, second], 1), h_seq)
+
+
+@torch.no_grad()
+def test_bfloat16_step_weights_keep_float32_state_close_to_float32() -> None:
+    """StepWeights in bfloat16 (the dream's fast option): the products in bf16, h, c and the mixture float32,
+    within bf16's rounding of the float32 kernel's."""
+    model = small(restart_input=True)
+    z, action, restart = torch.randn(6, 4), torch.randn(6, 2), torch.zeros(6)
+    h, c = torch.randn(6, 8) * 0.5, torch.randn(6, 8) * 0.5
+    fp32, bf16 = StepWeights(model), StepWeights(model, torch.bfloat16)
+    assert bf16.w_lstm.dtype == bf16.w_head.dtype == torch.bfloat16
+    h32, c32 = lstm_step(fp32, z, action, restart, h, c)
+    h16, c16 = lstm_step(bf16, z, action, restart, h, c)
+    assert h16.dtype == c16.dtype == torch.float32
+    torch.testing.assert_close(h16, h32, atol=0.03, rtol=0)
+    assert not torch.equal(h16, h32)  # bf16 really ran
+    mixture16 = head_step(bf16, h32)[1]
+    assert mixture16.dtype == torch.float32
+    torch.testing.assert_close(mixture16, head_step(fp32, h32)[1], atol=0.05, rtol=0)
 
 
 def test_restart_argument_is_checked() -> None:
@@ -266,26 +298,41 @@ def test_batches_mask_the_heads_after_an_episodes_first_terminal_step(tmp_path, 
     assert episode_batches(paths[1:], lengths[1:], 2, length, rng).head_mask is None
 
 
-def fixed_output(log_pi: list[float], mu: list[float], log_sigma: list[float], samples: int) -> MDNOutput:
-    """One z dimension repeated `samples` times: shapes (samples, 1, K)."""
-
-    def expand(values: list[float]) -> torch.Tensor:
-        return torch.tensor(values).expand(samples, 1, len(values))
-
-    return MDNOutput(expand(log_pi), expand(mu), expand(log_sigma), None, None)
+def fixed_rows(log_pi: list[float], mu: list[float], log_sigma: list[float], samples: int) -> torch.Tensor:
+    """One z dimension repeated `samples` times as head rows [logits, mu, log sigma]: (samples, 1, 3K)."""
+    return torch.tensor([*log_pi, *mu, *log_sigma]).expand(samples, 1, 3 * len(log_pi))
 
 
-def test_sampling_rejects_non_positive_temperature() -> None:
-    out = fixed_output([0.0], [0.0], [0.0], 1)
-    for bad in (0.0, -1.0):
-        with pytest.raises(ValueError):
-            sample_mixture(out, bad)
+def noise(shape: tuple[int, ...], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uniform in (0, 1), standard normals), each of `shape`, from a seeded generator."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=generator), torch.randn(shape, generator=generator)
+
+
+def test_sampling_picks_components_by_inverse_cdf() -> None:
+    """Component k_j is the first whose cumulative tempered probability reaches uniform_j; z = its mu plus
+    its sigma * sqrt(tau) * eps_j. Unnormalised logits pick as their log-softmax does (head_step's raw rows)."""
+    probabilities = torch.tensor([0.2, 0.3, 0.5])
+    means, log_sigma = [-1.0, 2.0, 7.0], [0.0, math.log(3.0), -1.0]
+    rows = fixed_rows(probabilities.log().tolist(), means, log_sigma, 6)
+    uniform = torch.tensor([0.05, 0.19, 0.21, 0.49, 0.51, 0.99])[:, None]
+    picked = sample_mixture(rows, 1.0, uniform, torch.zeros(6, 1))
+    torch.testing.assert_close(picked[:, 0], torch.tensor([-1.0, -1.0, 2.0, 2.0, 7.0, 7.0]))
+    shifted = fixed_rows((probabilities.log() + 4.0).tolist(), means, log_sigma, 6)  # logits + a constant
+    torch.testing.assert_close(sample_mixture(shifted, 1.0, uniform, torch.zeros(6, 1)), picked)
+    # eps scales by the picked component's sigma and sqrt(tau); at tau 4 the weights are p^(1/4), renormalised
+    eps = torch.full((6, 1), 0.5)
+    hot = sample_mixture(rows, 4.0, uniform, eps)
+    tempered = (probabilities ** 0.25 / (probabilities ** 0.25).sum()).cumsum(0)
+    index = (tempered[None] < uniform).sum(-1)
+    expected = torch.tensor(means)[index] + torch.tensor(log_sigma).exp()[index] * 2.0 * 0.5
+    torch.testing.assert_close(hot[:, 0], expected)
 
 
 def test_sampling_low_temperature_collapses_to_most_likely_mean() -> None:
     log_pi = torch.log_softmax(torch.tensor([0.1, 0.5, 0.3]), 0).tolist()
-    out = fixed_output(log_pi, [-3.0, 2.0, 7.0], [0.0, 0.0, 0.0], 2000)
-    sample = sample_mixture(out, 1e-4, generator=torch.Generator().manual_seed(0))
+    rows = fixed_rows(log_pi, [-3.0, 2.0, 7.0], [0.0, 0.0, 0.0], 2000)
+    sample = sample_mixture(rows, 1e-4, *noise((2000, 1), 0))
     assert sample.shape == (2000, 1)
     torch.testing.assert_close(sample, torch.full_like(sample, 2.0), atol=0.05, rtol=0)
 
@@ -293,8 +340,8 @@ def test_sampling_low_temperature_collapses_to_most_likely_mean() -> None:
 def test_sampling_single_component_variance_scales_with_temperature() -> None:
     n = 200_000
     for temperature in (0.5, 1.0, 1.5):
-        out = fixed_output([0.0], [1.0], [math.log(2.0)], n)
-        sample = sample_mixture(out, temperature, generator=torch.Generator().manual_seed(1))
+        rows = fixed_rows([0.0], [1.0], [math.log(2.0)], n)
+        sample = sample_mixture(rows, temperature, *noise((n, 1), 1))
         assert float(sample.mean()) == pytest.approx(1.0, abs=0.03)
         assert float(sample.var()) == pytest.approx(temperature * 4.0, rel=0.02)
 
@@ -304,8 +351,8 @@ def test_sampling_component_frequencies_follow_tempered_softmax() -> None:
     log_pi = torch.log_softmax(torch.tensor([0.0, 1.0, -1.0]), 0)
     means = torch.tensor([-10.0, 0.0, 10.0])
     for temperature in (0.5, 1.0, 2.0):
-        out = fixed_output(log_pi.tolist(), means.tolist(), [-4.0, -4.0, -4.0], n)
-        sample = sample_mixture(out, temperature, generator=torch.Generator().manual_seed(2))
+        rows = fixed_rows(log_pi.tolist(), means.tolist(), [-4.0, -4.0, -4.0], n)
+        sample = sample_mixture(rows, temperature, *noise((n, 1), 2))
         component = (sample - means).abs().argmin(-1)
         frequencies = torch.bincount(component, minlength=3).float() / n
         expected = torch.softmax(log_pi / temperature, 0)
@@ -315,24 +362,20 @@ def test_sampling_component_frequencies_follow_tempered_softmax() -> None:
 def test_sampling_is_per_dimension_and_reproducible() -> None:
     torch.manual_seed(0)
     shape = (1024, 64, 5)
-    out = MDNOutput(
-        torch.log_softmax(torch.randn(shape), -1), torch.randn(shape), torch.randn(shape), None, None
-    )
-    first = sample_mixture(out, 1.15, generator=torch.Generator().manual_seed(7))
-    second = sample_mixture(out, 1.15, generator=torch.Generator().manual_seed(7))
+    rows = torch.cat([torch.log_softmax(torch.randn(shape), -1), torch.randn(shape), torch.randn(shape)], -1)
+    first = sample_mixture(rows, 1.15, *noise((1024, 64), 7))
+    second = sample_mixture(rows, 1.15, *noise((1024, 64), 7))
     assert first.shape == (1024, 64)
     assert torch.equal(first, second)
-    assert not torch.equal(first, sample_mixture(out, 1.15, generator=torch.Generator().manual_seed(8)))
+    assert not torch.equal(first, sample_mixture(rows, 1.15, *noise((1024, 64), 8)))
     # Components are drawn per dimension: with two equiprobable, well-separated components the two dims of one
     # sample pick independently (about a quarter of the samples pick (0, 1)).
-    two = MDNOutput(
+    two = torch.cat([
         torch.log(torch.full((20_000, 2, 2), 0.5)),
         torch.tensor([-5.0, 5.0]).expand(20_000, 2, 2),
         torch.full((20_000, 2, 2), -3.0),
-        None,
-        None,
-    )
-    picks = sample_mixture(two, 1.0, generator=torch.Generator().manual_seed(3)) > 0
+    ], -1)
+    picks = sample_mixture(two, 1.0, *noise((20_000, 2), 3)) > 0
     mixed = (picks[:, 0] != picks[:, 1]).float().mean()
     assert float(mixed) == pytest.approx(0.5, abs=0.02)
 

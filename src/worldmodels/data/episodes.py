@@ -5,7 +5,7 @@ Layout of an episode file (`episodes/000123.npz`, numpy's compressed npz):
     action  (T, A) float32         action taken at step t (CarRacing: steer, gas, brake; Doom: continuous a)
     reward  (T,) float32           reward of step t
     done    (T,) bool              the environment's `terminated` after step t
-    meta    JSON string            env, index, seed, policy, attempts
+    meta    JSON string            env, index, seed, policy, tries
 
 Series files (`series/000123.npz`, written by `encode`) hold V's (mu, logvar) per frame instead of obs.
 A file is complete once it has its final name: writers go through `atomic_write`, so a file killed
@@ -60,7 +60,7 @@ def write_arrays(path: Path, compress: bool = True, **arrays: Any) -> Path:
     """Atomically write named arrays (and a `meta` dict as JSON) to an npz file.
 
     Compressed at zlib level 1, not `np.savez_compressed`'s 6: ~4x faster on a Doom episode's frames, files
-    12-16% larger; at level 6 compression took 42% of a collection worker's time (BENCHMARKS.md, session 11).
+    12-16% larger; at level 6 compression took 42% of a collection worker's time (measured on Doom collection).
     """
     if "meta" in arrays:
         arrays["meta"] = np.array(json.dumps(arrays["meta"]))

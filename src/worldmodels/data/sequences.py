@@ -1,6 +1,6 @@
 """Training sequences for M, streamed from the series files written by `encode`.
 
-Two schemes, as the original (SPEC.md section 2):
+Two schemes, as the original (docs/faithfulness.md#m):
 - `episode_batches` (CarRacing): every step draws `batch_size` random episodes and takes a window of
   `sequence_length` frames from each (the whole 1000-frame episode at the paper's sizes), from zero state.
 - `stream_chunks` (Doom): every epoch shuffles the episodes, concatenates them into one stream with a

@@ -6,13 +6,8 @@ action space (CarRacing: steer, gas, brake; Doom: one value in [-1, 1]) and run 
 
 from __future__ import annotations
 
-from worldmodels.envs.base import FRAME_SHAPE, FrameEnv, TaskSpec
+from worldmodels.envs.base import FRAME_SHAPE, TASKS, FrameEnv, TaskSpec
 from worldmodels.errors import UserError
-
-TASKS: dict[str, TaskSpec] = {
-    "carracing": TaskSpec(name="carracing", action_dim=3, max_steps=1000, min_frames=0, ignore_done=True),
-    "doom": TaskSpec(name="doom", action_dim=1, max_steps=2100, min_frames=100, ignore_done=False),
-}
 
 
 def task_spec(name: str) -> TaskSpec:

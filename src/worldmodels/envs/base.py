@@ -17,15 +17,21 @@ class TaskSpec:
     name: str
     action_dim: int  # A: CarRacing 3 (steer, gas, brake), Doom 1 (continuous a in [-1, 1])
     max_steps: int  # episode cap: CarRacing 1000 (gym's v0 limit), Doom 2100 (ppaquette's episode_timeout)
-    min_frames: int  # collection keeps episodes with more frames than this (Doom: > 100, SPEC.md section 5)
+    min_frames: int  # collection keeps episodes with more frames than this (Doom: > 100, docs/faithfulness.md#data-collection)
     ignore_done: bool  # collection runs full episodes regardless of done (CarRacing's full_episode=True)
+
+
+TASKS: dict[str, TaskSpec] = {
+    "carracing": TaskSpec(name="carracing", action_dim=3, max_steps=1000, min_frames=0, ignore_done=True),
+    "doom": TaskSpec(name="doom", action_dim=1, max_steps=2100, min_frames=100, ignore_done=False),
+}
 
 
 def resize_frame(frame: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 -> (64, 64, 3) uint8 with PIL's bilinear resize (the original's imresize used PIL).
 
     The original's `scipy.misc.imresize` on floats also min-max stretched every frame to 0..255; that is an
-    accident of an old API and is not reproduced (SPEC.md Part A).
+    accident of an old API and is not reproduced (docs/faithfulness.md#environments).
     """
     image = Image.fromarray(np.ascontiguousarray(frame)).resize((64, 64), Image.BILINEAR)
     return np.array(image, dtype=np.uint8)  # a writable copy (torch warns on read-only arrays)

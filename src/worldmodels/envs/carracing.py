@@ -2,14 +2,14 @@
 
 `carracing/env.py` L11-15 of the original: crop rows 0:84 (the bottom 12 of 96 rows are the speed, ABS,
 steering and gyro bars), resize 84x96 -> 64x64 (aspect squashed). The zoom-in intro frames are kept
-(SPEC.md gotcha 4). Gymnasium renders state pixels headless with pygame; no X server is needed.
+(docs/faithfulness.md#environments). Gymnasium renders state pixels headless with pygame; no X server is needed.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from worldmodels.envs.base import FrameEnv, resize_frame
+from worldmodels.envs.base import TASKS, FrameEnv, resize_frame
 
 CROP_ROWS = 84  # 96 - 12: the indicator bar is the lower 5*H/40 = 12 rows
 
@@ -25,8 +25,6 @@ class CarRacingEnv(FrameEnv):
     def __init__(self) -> None:
         super().__init__()
         import gymnasium as gym
-
-        from worldmodels.envs import TASKS
 
         self.spec = TASKS["carracing"]
         # .unwrapped: no TimeLimit (our own cap, like the original's rollout loop) and no order enforcing,

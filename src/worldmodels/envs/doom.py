@@ -2,7 +2,7 @@
 
 The v1 scenario renders 320x240 with the HUD off, so the whole frame is resized (the original cropped
 the 80-row status bar of its 640x480 HUD frame instead). The scenario's own skill 4 is kept: with
-ViZDoom 1.3 it matches the original's random-policy episode lengths (SPEC.md Part A). The v1
+ViZDoom 1.3 it matches the original's random-policy episode lengths (docs/faithfulness.md#environments). The v1
 registration has no time limit; the 2100-step cap is ours (ppaquette's episode_timeout).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from worldmodels.envs.base import FrameEnv, resize_frame
+from worldmodels.envs.base import TASKS, FrameEnv, resize_frame
 
 SCENARIO_RESOLUTION = "320x240"  # take_cover.cfg's screen_resolution (config doom_resolution's default)
 NOOP, RIGHT, LEFT = 0, 1, 2  # Discrete(3) of VizdoomTakeCover-v1: button_map [(0,0), (0,1), (1,0)]
@@ -42,8 +42,6 @@ class DoomEnv(FrameEnv):
         import gymnasium as gym
         import vizdoom
         import vizdoom.gymnasium_wrapper  # noqa: F401  (registers the Vizdoom* ids)
-
-        from worldmodels.envs import TASKS
 
         self.spec = TASKS["doom"]
         self.env = gym.make("VizdoomTakeCover-v1").unwrapped

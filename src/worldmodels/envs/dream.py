@@ -1,4 +1,4 @@
-"""M's dream as an environment: many agents stepped together inside the MDN-RNN (SPEC.md section 4).
+"""M's dream as an environment: many agents stepped together inside the MDN-RNN (docs/faithfulness.md#the-dream).
 
 `DreamBatch` is the engine. N agents (a whole CMA-ES population x its rollouts) share one tensor state,
 so a step is a handful of large matrix products whatever N is:
@@ -20,20 +20,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
 
-from worldmodels.artifacts import controller_spec, load_initial_z, load_mdnrnn, load_vae
+from worldmodels.artifacts import (
+    agent_mdnrnn,
+    agent_temperature,
+    controller_spec,
+    load_initial_z,
+    load_mdnrnn,
+    load_vae,
+)
 from worldmodels.config import load_run_config
 from worldmodels.errors import UserError
-from worldmodels.models.controller import ControllerSpec, controller_features
+from worldmodels.models.controller import ControllerSpec, controller_actions, controller_features
+from worldmodels.models.mdnrnn import MDNRNN, StepWeights, dropout_mask, head_step, lstm_step, sample_mixture
+from worldmodels.models.rows import pad_rows, round_up
 from worldmodels.models.vae import tensor_to_frames
 from worldmodels.runtime import resolve_device
-from worldmodels.models.mdnrnn import MDNRNN, MDNOutput, dropout_mask
 
 # --- counter-based random numbers (splitmix64 on int64 tensors; wrap-around arithmetic) -----------------
 
@@ -77,102 +84,32 @@ class CounterRandom:
 
 
 # streams of CounterRandom used by the dream
-_INITIAL_INDEX, _INITIAL_EPS, _COMPONENT, _EPS = 0, 1, 3, 4  # normals use streams 2s and 2s+1
+_INITIAL_INDEX, _INITIAL_EPS, COMPONENT_STREAM, EPS_STREAM = 0, 1, 3, 4  # normals use streams 2s and 2s+1
 _DROPOUT_Z, _DROPOUT_H = 10, 11  # uniforms at step 0: an agent's dropout masks (`DreamWorld.dropout`)
-
-
-def sample_with_noise(out: MDNOutput, temperature: float, uniform: Tensor, normal: Tensor) -> Tensor:
-    """`sample_mixture` with given noise: (N, Z, K) mixtures, (N, Z) uniforms and normals -> (N, Z)."""
-    probabilities = torch.softmax(out.log_pi / temperature, dim=-1)
-    index = (probabilities.cumsum(-1) < uniform.unsqueeze(-1)).sum(-1, keepdim=True)
-    index = index.clamp_(max=out.mu.shape[-1] - 1)
-    mu = out.mu.gather(-1, index).squeeze(-1)
-    log_sigma = out.log_sigma.gather(-1, index).squeeze(-1)
-    return mu + torch.exp(log_sigma) * (temperature**0.5) * normal
 
 
 # --- the engine ----------------------------------------------------------------------------------------
 
-ROW_MULTIPLE = 16
-"""Rows are computed in multiples of 16 (small batches are padded with dummy agents). MKL's sgemm gives a
-row the same bits whatever the batch only from about 12 rows on (below, it switches kernels), and whole
-SIMD vectors keep elementwise kernels off their scalar tail loops, whose exp/tanh differ from the vector
-ones in the last bit; so an agent's episode does not depend on how many others share its batch."""
-
-_STREAMS = (2 * _EPS, 2 * _EPS + 1, _COMPONENT)  # CounterRandom streams of one step: normal u1, u2; component u
+# the CounterRandom streams of one step: the normal's u1 and u2, the component's u
+_STREAMS = (2 * EPS_STREAM, 2 * EPS_STREAM + 1, COMPONENT_STREAM)
 
 
-class Core:
-    """M's weights laid out for the hot loop, in the compute dtype (float32, or bfloat16 for speed).
-
-    One product per step for the LSTM: [z, a, (restart), h] (N, in + H) @ (in + H, 4H), with the gate blocks
-    reordered from PyTorch's (i, f, g, o) to (i, f, o, g) so that one sigmoid covers 3H columns. Then one
-    product for the head, (N, H) @ (H, E + 3ZK). State (h, c) and everything after the products stay float32.
-    """
-
-    def __init__(self, mdnrnn: MDNRNN, dtype: torch.dtype) -> None:
-        lstm, H = mdnrnn.lstm, mdnrnn.hidden_size
-        order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
-        order = order.to(lstm.weight_ih_l0.device)
-        weight = torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], dim=1)[order]  # (4H, in + H)
-        self.w_lstm = weight.t().contiguous().to(dtype)  # (in + H, 4H)
-        self.b_lstm = (lstm.bias_ih_l0 + lstm.bias_hh_l0)[order].contiguous().to(dtype)
-        self.w_head = mdnrnn.output_layer.weight.t().contiguous().to(dtype)  # (H, E + 3ZK)
-        self.b_head = mdnrnn.output_layer.bias.detach().contiguous().to(dtype)
-        self.dtype = dtype
-        self.hidden_size, self.latent_dim, self.num_mixtures = H, mdnrnn.latent_dim, mdnrnn.num_mixtures
-        self.num_extra = mdnrnn.num_extra_outputs
-        self.restart_input = mdnrnn.restart_input
-        counter = torch.tensor(_STREAMS, dtype=torch.int64)[:, None] << 20
-        self.counter = (counter + torch.arange(mdnrnn.latent_dim)).to(lstm.weight_ih_l0.device)  # (3, Z)
-
-
-def lstm_step(core: Core, z: Tensor, action: Tensor, restart: Tensor | None, h: Tensor, c: Tensor,
-              masks: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-    """M reads (z_t, a_t, restart_t) and advances its state (h, c): one product; float32 in and out.
-    The dream's step and the real agent's (`rollout.AgentBatch`) are this same function. `masks`: dropout
-    masks (N, Z) on z and (N, H) on h in the product (`DreamWorld.dropout`; the real agent has none)."""
-    H = core.hidden_size
-    flag = []
-    if restart is not None:  # the state is zeroed before a restart step (`doomrnn/doomrnn.py` L324-348)
-        keep = (restart <= 0.5).to(h.dtype).unsqueeze(-1)
-        h, c = h * keep, c * keep
-        flag = [restart.to(z.dtype).unsqueeze(-1)]
-    z_in, h_in = (z, h) if masks is None else (z * masks[0], h * masks[1])
-    xh = torch.cat([x.to(core.dtype) for x in (z_in, action, *flag, h_in)], dim=1)
-    gates = torch.addmm(core.b_lstm, xh, core.w_lstm).float()  # (N, 4H): i, f, o, g
-    ifo = torch.sigmoid(gates[:, : 3 * H])
-    c = ifo[:, H : 2 * H] * c + ifo[:, :H] * torch.tanh(gates[:, 3 * H :])
-    return ifo[:, 2 * H :] * torch.tanh(c), c
-
-
-def _m_step(core: Core, z: Tensor, action: Tensor, restart: Tensor | None, h: Tensor, c: Tensor,
-            keys: Tensor, steps: Tensor, temperature: float, masks: tuple[Tensor, Tensor] | None = None
+def _m_step(weights: StepWeights, counter: Tensor, z: Tensor, action: Tensor, restart: Tensor | None, h: Tensor,
+            c: Tensor, keys: Tensor, steps: Tensor, temperature: float, masks: tuple[Tensor, Tensor] | None = None
             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """M reads (z_t, a_t, restart_t), advances (h, c), samples z_{t+1}; all float32 in and out.
 
-    keys (N, 1) are the agents' CounterRandom keys, steps (N,) their step numbers t + 1; masks as `lstm_step`'s.
-    Returns (z_{t+1} (N, Z), h (N, H), c (N, H), extra (N, E): done logit and / or reward columns).
+    counter (3, Z) is `_STREAMS` << 20 + the z index; keys (N, 1) are the agents' CounterRandom keys, steps (N,)
+    their step numbers t + 1; masks as `lstm_step`'s. Returns (z_{t+1} (N, Z), h (N, H), c (N, H), extra (N, E):
+    done logit and / or reward columns).
     """
-    dtype, Z, K = core.dtype, core.latent_dim, core.num_mixtures
-    n = z.shape[0]
-    h, c = lstm_step(core, z, action, restart, h, c, masks)
-    out = torch.addmm(core.b_head, h.to(dtype), core.w_head).float()  # (N, E + 3ZK)
-    extra = out[:, : core.num_extra]
-    mixture = out[:, core.num_extra :].reshape(n, Z, 3 * K)  # rows [log pi (K), mu (K), log sigma (K)]
-    # Counter-based noise of this step: component uniforms and Box-Muller normals (CounterRandom's numbers).
-    bits = splitmix64(keys.unsqueeze(-1) + _GOLDEN * ((steps[:, None, None] << 24) + core.counter))
+    h, c = lstm_step(weights, z, action, restart, h, c, masks)
+    extra, mixture = head_step(weights, h)
+    # this step's noise, CounterRandom's numbers of three streams at once: Box-Muller normals and component uniforms
+    bits = splitmix64(keys.unsqueeze(-1) + _GOLDEN * ((steps[:, None, None] << 24) + counter))
     uniform = (_shift_right(bits, 40).to(torch.float32) + 0.5) * (1.0 / (1 << 24))  # (N, 3, Z)
     eps = torch.sqrt(-2.0 * torch.log(uniform[:, 0])) * torch.cos((2.0 * torch.pi) * uniform[:, 1])
-    # Component k_j with probability softmax(log pi / tau), by inverse CDF; log_softmax cancels out.
-    logits = mixture[..., :K]
-    weights = torch.exp((logits - logits.amax(-1, keepdim=True)) * (1.0 / temperature))
-    cumulative = weights.cumsum(-1)
-    threshold = uniform[:, 2].unsqueeze(-1) * cumulative[..., K - 1 :]
-    index = (cumulative < threshold).sum(-1, keepdim=True).clamp_(max=K - 1)
-    picked = mixture.gather(-1, torch.cat([index + K, index + 2 * K], dim=-1))  # (N, Z, 2): mu, log sigma
-    z = picked[..., 0] + torch.exp(picked[..., 1]) * (temperature**0.5) * eps
-    return z, h, c, extra
+    return sample_mixture(mixture, temperature, uniform[:, 2], eps), h, c, extra
 
 
 _compiled_step = None
@@ -186,16 +123,6 @@ def _step_function(compile: bool):
     if _compiled_step is None:
         _compiled_step = torch.compile(_m_step, dynamic=True)
     return _compiled_step
-
-
-def round_up(n: int) -> int:
-    return -(-n // ROW_MULTIPLE) * ROW_MULTIPLE
-
-
-def pad_rows(x: Tensor | None, rows: int) -> Tensor | None:
-    if x is None or x.shape[0] == rows:
-        return x
-    return torch.cat([x, x.new_zeros((rows - x.shape[0], *x.shape[1:]))])
 
 
 @dataclass
@@ -236,10 +163,6 @@ class DreamWorld:
     def device(self) -> torch.device:
         return self.initial_mu.device
 
-    @torch.no_grad()
-    def core(self, dtype: torch.dtype) -> Core:
-        """M's weights in the hot loop's layout (rebuilt each time: M may have been changed in place)."""
-        return Core(self.mdnrnn, dtype)
 
 
 class DreamBatch:
@@ -254,7 +177,9 @@ class DreamBatch:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.world, self.temperature, self.max_steps = world, temperature, max_steps
         self.dtype = world.dtype if dtype is None else dtype
-        self._core = world.core(self.dtype)
+        self._weights = StepWeights(world.mdnrnn, self.dtype)  # built per batch: M may change in place between
+        streams = torch.tensor(_STREAMS, dtype=torch.int64, device=world.device)[:, None] << 20
+        self._counter = streams + torch.arange(world.mdnrnn.latent_dim, device=world.device)  # (3, Z)
         self._step = _step_function(world.compile if compile is None else compile)
 
     def reset(self, seeds: Tensor, mask: Tensor | None = None) -> None:
@@ -306,11 +231,11 @@ class DreamBatch:
         """
         world, n = self.world, len(self.steps)
         rows = round_up(n)
-        restart = self.restart if self._core.restart_input else None
+        restart = self.restart if self._weights.restart_input else None
         h, c = self.state
         self.steps = self.steps + 1
         z, h, c, extra = self._step(
-            self._core, pad_rows(self.z, rows), pad_rows(actions.to(torch.float32), rows),
+            self._weights, self._counter, pad_rows(self.z, rows), pad_rows(actions.to(torch.float32), rows),
             pad_rows(restart, rows), pad_rows(h, rows), pad_rows(c, rows), pad_rows(self.random.keys, rows),
             pad_rows(self.steps, rows), self.temperature,
             None if self.masks is None else tuple(pad_rows(x, rows) for x in self.masks),
@@ -340,39 +265,6 @@ class DreamBatch:
         self.returns = self.returns[rows]
 
 
-def _squash(spec: ControllerSpec, u: Tensor) -> Tensor:
-    """tanh and the env's action mapping of `controller_actions`, on rows padded to whole SIMD vectors."""
-    width = u.shape[1]
-    lanes = -(-width // 32) * 32  # tanh of whole vectors only: the scalar tail loop rounds differently
-    u = torch.tanh(torch.cat([u, u.new_zeros(u.shape[0], lanes - width)], dim=1))[:, :width]
-    if spec.env == "doom":
-        return u
-    return torch.stack([u[:, 0], (u[:, 1] + 1.0) / 2.0, u[:, 2].clamp(0.0, 1.0)], dim=-1)
-
-
-def agent_actions(spec: ControllerSpec, weights: Tensor, features: Tensor) -> Tensor:
-    """`controller_actions` with one parameter row per agent: weights (N, num_params), features (N, in)."""
-    n, bias = features.shape[0], bool(spec.bias)
-
-    def affine(x: Tensor, offset: int, size_in: int, size_out: int) -> tuple[Tensor, int]:
-        b = None
-        if bias:
-            b, offset = weights[:, offset : offset + size_out], offset + size_out
-        w = weights[:, offset : offset + size_in * size_out].reshape(n, size_in, size_out)
-        y = torch.bmm(x.unsqueeze(1), w).squeeze(1)  # one (1, in) x (in, out) product per agent
-        return (y if b is None else y + b), offset + size_in * size_out
-
-    if spec.mode == "z_hidden":
-        hidden, offset = affine(features, 0, spec.input_size, spec.hidden_units)
-        width = hidden.shape[1]
-        lanes = -(-width // 32) * 32
-        hidden = torch.tanh(torch.cat([hidden, hidden.new_zeros(n, lanes - width)], dim=1))[:, :width]
-        u, _ = affine(hidden, offset, spec.hidden_units, spec.action_dim)
-    else:
-        u, _ = affine(features, 0, spec.input_size, spec.action_dim)
-    return _squash(spec, u)
-
-
 @torch.no_grad()
 def rollout_population(
     world: DreamWorld, spec: ControllerSpec, params: np.ndarray | Tensor, seeds: np.ndarray,
@@ -394,7 +286,7 @@ def rollout_population(
     returns = torch.zeros(P * R, device=device)
     rows = P * R
     while True:
-        batch.step(agent_actions(spec, weights, batch.features(spec)))
+        batch.step(controller_actions(spec, weights, batch.features(spec)))
         alive = int(batch.alive.sum())
         if alive == 0:
             break
@@ -410,7 +302,7 @@ def rollout_population(
 # --- Gymnasium ------------------------------------------------------------------------------------------
 
 
-def _spaces(world: DreamWorld, spec: ControllerSpec, env: str) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+def _spaces(spec: ControllerSpec, env: str) -> tuple[gym.spaces.Box, gym.spaces.Box]:
     observation = gym.spaces.Box(-np.inf, np.inf, (spec.input_size,), np.float32)
     if env == "carracing":
         action = gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
@@ -419,10 +311,16 @@ def _spaces(world: DreamWorld, spec: ControllerSpec, env: str) -> tuple[gym.spac
     return observation, action
 
 
-def _load(run_dir: str | Path, device: str, mode: str | None) -> tuple[DreamWorld, ControllerSpec, Any]:
-    config = load_run_config(Path(run_dir))
-    world = DreamWorld.from_run(Path(run_dir), resolve_device(device))
-    return world, controller_spec(config, mode), config
+def _load(run_dir: str | Path, device: str, mode: str | None, temperature: float | None, max_steps: int | None
+          ) -> tuple[DreamBatch, ControllerSpec, str]:
+    """The dream of a run's controller: the M it was trained with, at the temperature it was trained at (unless
+    `temperature`), capped at controller.max_steps (unless `max_steps`)."""
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    world = DreamWorld.from_run(run_dir, resolve_device(device), mdnrnn_path=agent_mdnrnn(run_dir, config))
+    tau = agent_temperature(run_dir, config) if temperature is None else temperature
+    batch = DreamBatch(world, tau, max_steps or config.controller.max_steps)
+    return batch, controller_spec(config, mode), config.env
 
 
 class DreamVectorEnv(gym.vector.VectorEnv):
@@ -434,12 +332,11 @@ class DreamVectorEnv(gym.vector.VectorEnv):
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP, "render_modes": []}
 
-    def __init__(self, num_envs: int = 1, run_dir: str | Path = "runs/doom-quick", temperature: float = 1.15,
+    def __init__(self, num_envs: int = 1, run_dir: str | Path = "runs/doom-quick", temperature: float | None = None,
                  max_steps: int | None = None, device: str = "auto", mode: str | None = None) -> None:
-        world, self.spec_c, config = _load(run_dir, device, mode)
+        self.batch, self.spec_c, env = _load(run_dir, device, mode, temperature, max_steps)
         self.num_envs = num_envs
-        self.batch = DreamBatch(world, temperature, max_steps or config.controller.max_steps)
-        self.single_observation_space, self.single_action_space = _spaces(world, self.spec_c, config.env)
+        self.single_observation_space, self.single_action_space = _spaces(self.spec_c, env)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self._needs_reset = np.zeros(num_envs, bool)
@@ -477,13 +374,12 @@ class DreamEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 35}
 
-    def __init__(self, run_dir: str | Path = "runs/doom-quick", temperature: float = 1.15,
+    def __init__(self, run_dir: str | Path = "runs/doom-quick", temperature: float | None = None,
                  max_steps: int | None = None, device: str = "auto", mode: str | None = None,
                  render_mode: str | None = None) -> None:
-        world, self.spec_c, config = _load(run_dir, device, mode)
+        self.batch, self.spec_c, env = _load(run_dir, device, mode, temperature, max_steps)
         self.run_dir, self.render_mode = Path(run_dir), render_mode
-        self.batch = DreamBatch(world, temperature, max_steps or config.controller.max_steps)
-        self.observation_space, self.action_space = _spaces(world, self.spec_c, config.env)
+        self.observation_space, self.action_space = _spaces(self.spec_c, env)
         self._vae = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):

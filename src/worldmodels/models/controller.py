@@ -1,4 +1,4 @@
-"""C: the controller of World Models (SPEC section 3), batched over a CMA-ES population.
+"""C: the controller of World Models (docs/faithfulness.md#c), batched over a CMA-ES population.
 
 Modes (`carracing/model.py` L15-133, `doomrnn/model.py`):
 
@@ -17,16 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = [
     "ENVS",
     "MODES",
-    "Controller",
     "ControllerSpec",
     "controller_actions",
+    "env_action",
     "controller_features",
     "controller_input_size",
     "controller_num_params",
@@ -145,82 +144,52 @@ def controller_features(spec: ControllerSpec, z: Tensor, h: Tensor | None, c: Te
     return z
 
 
-def _affine(
-    x: Tensor, params: Tensor, offset: int, in_size: int, out_size: int, bias: bool
-) -> tuple[Tensor, int]:
-    """x (P, R, in) @ W (P, in, out) + b (P, 1, out), reading [b, W] from params (P, N) at offset."""
-    population = params.shape[0]
-    b = None
-    if bias:
-        b = params[:, offset : offset + out_size].unsqueeze(1)
-        offset += out_size
-    weight = params[:, offset : offset + in_size * out_size].reshape(population, in_size, out_size)
-    offset += in_size * out_size
-    y = torch.bmm(x, weight) if b is None else torch.baddbmm(b, x, weight)
-    return y, offset
+def _tanh(x: Tensor) -> Tensor:
+    """tanh of (N, width) on rows padded to whole SIMD vectors: a vector kernel's tail loop rounds differently,
+    and an agent's actions must not depend on the layer's width being a multiple of the vector."""
+    width = x.shape[1]
+    lanes = -(-width // 32) * 32
+    return torch.tanh(torch.cat([x, x.new_zeros(x.shape[0], lanes - width)], dim=1))[:, :width]
 
 
-def controller_actions(spec: ControllerSpec, params: Tensor, features: Tensor) -> Tensor:
-    """Actions for a whole population at once: one batched product per layer, no Python loop over P.
+def env_action(spec: ControllerSpec, u: Tensor) -> Tensor:
+    """C's output layer (N, A) before tanh -> actions in the env's action space.
 
-    Args:
-        spec: the controller's description.
-        params: (P, num_params) flat parameter vectors (numpy or tensor; cast to the features' dtype/device).
-        features: (P, R, input_size) inputs from `controller_features`.
-
-    Returns:
-        (P, R, A) actions in the env's action space. CarRacing (`carracing/model.py` L98-118): u = tanh(.),
-        steer = u0 in [-1, 1], gas = (u1 + 1) / 2 in [0, 1], brake = clamp(u2, 0, 1). Doom: a = tanh(.) in
-        [-1, 1], continuous (the env maps it to LEFT / no-op / RIGHT by thirds, not here).
+    CarRacing (`carracing/model.py` L98-118): u = tanh(.), steer = u0 in [-1, 1], gas = (u1 + 1) / 2 in [0, 1],
+    brake = clamp(u2, 0, 1) (the commented-out sigmoid alternative there is not used). Doom: a = tanh(.) in
+    [-1, 1], continuous (the env maps it to LEFT / no-op / RIGHT by thirds, not here).
     """
-    params = torch.as_tensor(params, dtype=features.dtype, device=features.device)
-    if params.dim() != 2 or params.shape[1] != spec.num_params:
-        raise ValueError(f"expected params (P, {spec.num_params}), got {tuple(params.shape)}")
-    if features.dim() != 3 or features.shape[0] != params.shape[0] or features.shape[2] != spec.input_size:
-        raise ValueError(
-            f"expected features ({params.shape[0]}, R, {spec.input_size}), got {tuple(features.shape)}"
-        )
-    bias = bool(spec.bias)
-    if spec.mode == "z_hidden":
-        hidden, offset = _affine(features, params, 0, spec.input_size, spec.hidden_units, bias)
-        u, offset = _affine(torch.tanh(hidden), params, offset, spec.hidden_units, spec.action_dim, bias)
-    else:
-        u, offset = _affine(features, params, 0, spec.input_size, spec.action_dim, bias)
-    u = torch.tanh(u)
+    u = _tanh(u)
     if spec.env == "doom":
         return u
-    # CarRacing mapping; the commented-out sigmoid alternative in `carracing/model.py` L101-106 is not used.
-    steer = u[..., 0]
-    gas = (u[..., 1] + 1.0) / 2.0
-    brake = u[..., 2].clamp(0.0, 1.0)
-    return torch.stack([steer, gas, brake], dim=-1)
+    return torch.stack([u[:, 0], (u[:, 1] + 1.0) / 2.0, u[:, 2].clamp(0.0, 1.0)], dim=-1)
 
 
-class Controller:
-    """Single-agent convenience wrapper around `controller_actions` (P = R = 1), float32."""
+def controller_actions(spec: ControllerSpec, weights: Tensor, features: Tensor) -> Tensor:
+    """Actions of N agents, each with its own controller: one batched product per layer.
 
-    def __init__(self, spec: ControllerSpec, params: np.ndarray) -> None:
-        params = np.asarray(params, dtype=np.float64).reshape(-1)
-        if params.shape[0] != spec.num_params:
-            raise ValueError(f"expected {spec.num_params} controller parameters, got {params.shape[0]}")
-        self.spec = spec
-        self.params = params
-        self._params = torch.as_tensor(params, dtype=torch.float32).unsqueeze(0)
+    weights (N, num_params) flat parameter vectors (row i is agent i's); features (N, input_size) from
+    `controller_features`. Returns (N, A) actions in the env's action space (`env_action`). The dream, the real
+    agent and the random collection agent all act through this function.
+    """
+    if weights.dim() != 2 or weights.shape[1] != spec.num_params:
+        raise ValueError(f"expected weights (N, {spec.num_params}), got {tuple(weights.shape)}")
+    if features.dim() != 2 or features.shape[0] != weights.shape[0] or features.shape[1] != spec.input_size:
+        raise ValueError(f"expected features ({weights.shape[0]}, {spec.input_size}), got {tuple(features.shape)}")
+    n, bias = features.shape[0], bool(spec.bias)
 
-    def act(
-        self,
-        z: np.ndarray | Tensor,
-        h: np.ndarray | Tensor | None = None,
-        c: np.ndarray | Tensor | None = None,
-    ) -> np.ndarray:
-        """Action (A,) for one step from z (Z,), h (H,) and c (H,) (h, c only where the mode uses them)."""
+    def affine(x: Tensor, offset: int, size_in: int, size_out: int) -> tuple[Tensor, int]:
+        """x (N, in) @ W (N, in, out) + b (N, out), reading [b, W] from the weights at `offset`."""
+        b = None
+        if bias:
+            b, offset = weights[:, offset : offset + size_out], offset + size_out
+        w = weights[:, offset : offset + size_in * size_out].reshape(n, size_in, size_out)
+        y = torch.bmm(x.unsqueeze(1), w).squeeze(1)  # one (1, in) x (in, out) product per agent
+        return (y if b is None else y + b), offset + size_in * size_out
 
-        def as_vector(value: np.ndarray | Tensor | None) -> Tensor | None:
-            if value is None:
-                return None
-            return torch.as_tensor(value).detach().to(device="cpu", dtype=torch.float32).reshape(-1)
-
-        with torch.no_grad():
-            features = controller_features(self.spec, as_vector(z), as_vector(h), as_vector(c))
-            actions = controller_actions(self.spec, self._params, features.reshape(1, 1, -1))
-        return actions.reshape(-1).numpy()
+    if spec.mode == "z_hidden":
+        hidden, offset = affine(features, 0, spec.input_size, spec.hidden_units)
+        u, _ = affine(_tanh(hidden), offset, spec.hidden_units, spec.action_dim)
+    else:
+        u, _ = affine(features, 0, spec.input_size, spec.action_dim)
+    return env_action(spec, u)

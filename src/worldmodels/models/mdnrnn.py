@@ -1,4 +1,4 @@
-"""M: the mixture-density recurrent network of World Models (SPEC section 2).
+"""M: the mixture-density recurrent network of World Models (docs/faithfulness.md#m).
 
 An LSTM over [z_t, a_t] (plus Doom's restart flag) followed by one linear head giving, for every latent
 dimension independently, a 1-D mixture of K Gaussians over z_{t+1} (`carracing/rnn/rnn.py` L120-160),
@@ -24,6 +24,10 @@ __all__ = [
     "dropout_mask",
     "mdnrnn_loss",
     "mixture_nll",
+    "StepWeights",
+    "head_step",
+    "lstm_cell",
+    "lstm_step",
     "paper_parameter_count",
     "sample_mixture",
 ]
@@ -98,7 +102,7 @@ class MDNRNN(nn.Module):
 
         TF's LSTM has one kernel over concat[x, h] of shape [in + H, 4H], glorot-uniform, so both weight_ih
         and weight_hh get the limit sqrt(6 / ((in + H) + 4H)); its bias is zero and forget_bias = 1.0 is added
-        inside the forget gate's sigmoid (`LayerNormBasicLSTMCell`, SPEC section 2). Here that constant lives
+        inside the forget gate's sigmoid (`LayerNormBasicLSTMCell`; docs/faithfulness.md#m). Here that constant lives
         in bias_ih's forget-gate slice (PyTorch gate order i, f, g, o), and bias_hh stays zero.
         """
         hidden = self.hidden_size
@@ -157,21 +161,6 @@ class MDNRNN(nn.Module):
             raise ValueError("this MDNRNN has no restart input (restart_input=False): pass restart=None")
         return torch.cat([z, action], dim=-1)
 
-    def _cell(self, input_gates: Tensor, state: State, recurrent_mask: Tensor | None = None) -> State:
-        """One LSTM step given the precomputed x @ W_ih^T + b_ih + b_hh; PyTorch gate order i, f, g, o.
-        `recurrent_mask` (B, H) multiplies h in the recurrent product only (Keras' recurrent dropout)."""
-        h, c = state
-        gates = torch.addmm(input_gates, h if recurrent_mask is None else h * recurrent_mask,
-                            self.lstm.weight_hh_l0.t())
-        i, f, g, o = gates.chunk(4, dim=-1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        return h, c
-
-    def _input_gates(self, x: Tensor) -> Tensor:
-        """x @ W_ih^T + b_ih + b_hh for all steps at once: (..., in) -> (..., 4H)."""
-        return F.linear(x, self.lstm.weight_ih_l0, self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)
-
     def forward(
         self, z: Tensor, action: Tensor, restart: Tensor | None = None, state: State | None = None,
         input_mask: Tensor | None = None, recurrent_mask: Tensor | None = None,
@@ -206,8 +195,11 @@ class MDNRNN(nn.Module):
         batch, steps = x.shape[0], x.shape[1]
         if state is None:
             state = self.initial_state(batch, device=x.device, dtype=x.dtype)
-        # unbind, not input_gates[:, t]: the backward of T slicings would allocate T full-size gradients.
-        input_gates = self._input_gates(x).unbind(dim=1)
+        lstm = self.lstm
+        w_hh = lstm.weight_hh_l0.t()  # (H, 4H)
+        # x @ W_ih^T + b for all steps at once; unbind, not input_gates[:, t]: the backward of T slicings would
+        # allocate T full-size gradients.
+        input_gates = F.linear(x, lstm.weight_ih_l0, lstm.bias_ih_l0 + lstm.bias_hh_l0).unbind(dim=1)
         if restart is None:  # no restart input: unrolled only for the recurrent dropout
             restart = x.new_zeros(batch, steps)
         keep = (
@@ -216,39 +208,12 @@ class MDNRNN(nn.Module):
         h, c = state
         outputs = []
         for t in range(steps):
-            h, c = self._cell(input_gates[t], (h * keep[t], c * keep[t]), recurrent_mask)
+            h, c = h * keep[t], c * keep[t]
+            h_in = h if recurrent_mask is None else h * recurrent_mask  # Keras' recurrent dropout: h in the product
+            h, c = lstm_cell(torch.addmm(input_gates[t], h_in, w_hh), c)
             outputs.append(h)
         h_seq = torch.stack(outputs, dim=1)
         return self.head(h_seq), h_seq, (h, c)
-
-    def step(
-        self, z: Tensor, action: Tensor, restart: Tensor | None, state: State | None
-    ) -> tuple[MDNOutput, State]:
-        """One step for a batch of independent agents (the dream's and the agent's hot path).
-
-        Args:
-            z: (N, Z) latents z_t.
-            action: (N, A) actions a_t.
-            restart: (N,) float {0, 1} (state reset to zero before the step where > 0.5), or None when
-                restart_input is False.
-            state: (h, c), each (N, H), or None for zeros.
-
-        Returns:
-            (MDNOutput for z_{t+1} with shapes (N, Z, K) / (N,), new state (h, c)).
-        """
-        h, c = self.advance(z, action, restart, state)
-        return self.head(h), (h, c)
-
-    def advance(self, z: Tensor, action: Tensor, restart: Tensor | None, state: State | None) -> State:
-        """`step` without the mixture head: only the new state (h, c), for agents that need h but not z_{t+1}."""
-        x = self._inputs(z, action, restart)
-        if state is None:
-            state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-        h, c = state
-        if restart is not None:
-            keep = (restart <= 0.5).to(x.dtype).unsqueeze(-1)
-            h, c = h * keep, c * keep
-        return self._cell(self._input_gates(x), (h, c))
 
 
 def dropout_mask(uniform: Tensor, rate: float) -> Tensor:
@@ -346,30 +311,81 @@ def mdnrnn_loss(
     return MDNLoss(loss=loss, z=z_loss, done=done_loss, reward=reward_loss)
 
 
-def sample_mixture(out: MDNOutput, temperature: float, generator: torch.Generator | None = None) -> Tensor:
-    """Draw z_{t+1} from M's mixtures at a temperature (`carracing/rnn/rnn.py` L279-297).
+# --- one step of M, for agents that act: the dream, the real agent, the random agent ----------------------
 
-    Per z dimension j independently: pi' = softmax(log_pi_j / tau), k_j ~ Categorical(pi') (drawn by inverse
-    CDF as the original's `get_pi_idx`), z_j = mu_{j,k_j} + exp(log_sigma_{j,k_j}) * sqrt(tau) * eps_j.
-    Fully vectorised over all leading dimensions.
 
-    Args:
-        out: MDNOutput with log_pi, mu, log_sigma (..., Z, K).
-        temperature: tau > 0.
-        generator: optional random generator on the tensors' device, for reproducible draws.
+def lstm_cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """The LSTM's cell update from its gate pre-activations (N, 4H) in PyTorch's order (i, f, g, o):
+    c' = sigmoid(f) c + sigmoid(i) tanh(g), h' = sigmoid(o) tanh(c'). Returns (h', c'). Training's unroll
+    and every agent's step (`lstm_step`) use this one function; `nn.LSTM` (training without restarts or
+    dropout) computes the same (tests)."""
+    i, f, g, o = gates.chunk(4, dim=-1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
 
-    Returns:
-        (..., Z) samples.
+
+class StepWeights:
+    """M's weights laid out for stepping agents, in the compute dtype (float32, or bfloat16 for speed).
+
+    One product per step for the LSTM: [z, a, (restart), h] (N, in + H) @ (in + H, 4H); then one product
+    for the head, (N, H) @ (H, E + 3ZK). The state (h, c) and
+    everything after the products stay float32.
     """
-    if not temperature > 0.0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    mu, log_sigma = out.mu, out.log_sigma
-    probabilities = torch.softmax(out.log_pi / temperature, dim=-1)
-    cumulative = probabilities.cumsum(dim=-1)
-    uniform = torch.rand((*mu.shape[:-1], 1), generator=generator, device=mu.device, dtype=mu.dtype)
-    # First k with cumulative_k >= u; the clamp guards against the last cumulative sum rounding below u.
-    index = (cumulative < uniform).sum(dim=-1, keepdim=True).clamp_(max=mu.shape[-1] - 1)
-    chosen_mu = mu.gather(-1, index).squeeze(-1)
-    chosen_log_sigma = log_sigma.gather(-1, index).squeeze(-1)
-    eps = torch.randn(chosen_mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    return chosen_mu + torch.exp(chosen_log_sigma) * math.sqrt(temperature) * eps
+
+    @torch.no_grad()
+    def __init__(self, mdnrnn: MDNRNN, dtype: torch.dtype = torch.float32) -> None:
+        lstm, H = mdnrnn.lstm, mdnrnn.hidden_size
+        weight = torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], dim=1)  # (4H, in + H)
+        self.w_lstm = weight.t().contiguous().to(dtype)  # (in + H, 4H)
+        self.b_lstm = (lstm.bias_ih_l0 + lstm.bias_hh_l0).contiguous().to(dtype)
+        self.w_head = mdnrnn.output_layer.weight.t().contiguous().to(dtype)  # (H, E + 3ZK)
+        self.b_head = mdnrnn.output_layer.bias.detach().contiguous().to(dtype)
+        self.dtype = dtype
+        self.hidden_size, self.latent_dim, self.num_mixtures = H, mdnrnn.latent_dim, mdnrnn.num_mixtures
+        self.num_extra = mdnrnn.num_extra_outputs
+        self.restart_input = mdnrnn.restart_input
+        self.device = lstm.weight_ih_l0.device
+
+
+def lstm_step(weights: StepWeights, z: Tensor, action: Tensor, restart: Tensor | None, h: Tensor, c: Tensor,
+              masks: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """M reads (z_t, a_t, restart_t) and advances its state (h, c): one product; float32 in and out.
+
+    z (N, Z), action (N, A), restart (N,) or None, h and c (N, H). Where restart > 0.5 the state is zeroed
+    before the step (`doomrnn/doomrnn.py` L324-348). `masks`: dropout masks (N, Z) on z and (N, H) on h in
+    the product (a dream agent's, `controller.dream_dropout`; the real agent has none).
+    """
+    flag = []
+    if restart is not None:
+        keep = (restart <= 0.5).to(h.dtype).unsqueeze(-1)
+        h, c = h * keep, c * keep
+        flag = [restart.to(z.dtype).unsqueeze(-1)]
+    z_in, h_in = (z, h) if masks is None else (z * masks[0], h * masks[1])
+    xh = torch.cat([x.to(weights.dtype) for x in (z_in, action, *flag, h_in)], dim=1)
+    return lstm_cell(torch.addmm(weights.b_lstm, xh, weights.w_lstm).float(), c)
+
+
+def head_step(weights: StepWeights, h: Tensor) -> tuple[Tensor, Tensor]:
+    """M's head on the new h (N, H): (extra (N, E): done logit and / or reward columns, mixture (N, Z, 3K)
+    raw rows [logits (K), mu (K), log sigma (K)] as `sample_mixture` takes them); float32 out."""
+    out = torch.addmm(weights.b_head, h.to(weights.dtype), weights.w_head).float()  # (N, E + 3ZK)
+    mixture = out[:, weights.num_extra :].reshape(h.shape[0], weights.latent_dim, 3 * weights.num_mixtures)
+    return out[:, : weights.num_extra], mixture
+
+
+def sample_mixture(mixture: Tensor, temperature: float, uniform: Tensor, eps: Tensor) -> Tensor:
+    """z_{t+1} drawn from M's mixtures at temperature tau, given the noise (`carracing/rnn/rnn.py` L279-297).
+
+    mixture (..., Z, 3K): per z dimension the head's raw rows [logits (K), mu (K), log sigma (K)]; uniform
+    (..., Z) in (0, 1) and eps (..., Z) standard normals. Per dimension j independently: component k_j with
+    probability softmax(logits_j / tau) by inverse CDF (the original's `get_pi_idx`; the log-softmax
+    normalisation cancels), then z_j = mu_{j,k_j} + exp(log_sigma_{j,k_j}) * sqrt(tau) * eps_j.
+    """
+    K = mixture.shape[-1] // 3
+    logits = mixture[..., :K]
+    weights = torch.exp((logits - logits.amax(-1, keepdim=True)) * (1.0 / temperature))
+    cumulative = weights.cumsum(-1)
+    threshold = uniform.unsqueeze(-1) * cumulative[..., K - 1 :]
+    index = (cumulative < threshold).sum(-1, keepdim=True).clamp_(max=K - 1)
+    picked = mixture.gather(-1, torch.cat([index + K, index + 2 * K], dim=-1))  # (..., Z, 2): mu, log sigma
+    return picked[..., 0] + torch.exp(picked[..., 1]) * (temperature**0.5) * eps

@@ -1,4 +1,4 @@
-"""V: the convolutional variational autoencoder of World Models (SPEC section 1).
+"""V: the convolutional variational autoencoder of World Models (docs/faithfulness.md#v).
 
 Layer for layer as `carracing/vae/vae.py` L34-56 (identical in `doomrnn/doomrnn.py` L97-119), with the loss of
 `carracing/vae/vae.py` L65-79. The original is TF 1.8 with NHWC tensors; this module is NCHW like the rest of

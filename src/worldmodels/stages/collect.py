@@ -37,13 +37,6 @@ from worldmodels.rollout import WorkerEnvs, load_agent, lockstep, task_chunks
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_seed
 
-def frame_limits(config: Config) -> tuple[int, int]:
-    """(max_frames, min_frames) of one episode: the config's, or the task's defaults."""
-    spec = task_spec(config.env)
-    max_frames = config.collect.max_frames or spec.max_steps
-    min_frames = spec.min_frames if config.collect.min_frames < 0 else config.collect.min_frames
-    return max_frames, min_frames
-
 
 def record_episodes(envs: list, policy, jobs: deque, max_frames: int, ignore_done: bool,
                     finished: Callable[[Any, int, Episode], None]) -> None:
@@ -90,23 +83,24 @@ def collect_episodes(cfg: Config, envs, policy, episodes_dir: Path, indices: tup
     """Collect and write episodes `indices` in lockstep on the worker's envs; an episode too short is retried
     with the next derived seed. Each episode depends on its index only, not on the envs it shares a step
     with. Returns the episodes' lengths."""
-    max_frames, min_frames = frame_limits(cfg)
+    task = task_spec(cfg.env)
+    max_frames, min_frames = cfg.collect.max_frames or task.max_steps, task.min_frames
     lengths: dict[int, int] = {}
 
-    def job(index: int, attempt: int) -> tuple[tuple[int, int], int]:
-        if attempt == 1000:
-            raise RuntimeError(f"episode {index}: 1000 attempts all had {min_frames} frames or fewer")
-        return (index, attempt), derive_seed(cfg.seed, "collect", index, attempt)
+    def job(index: int, retry: int) -> tuple[tuple[int, int], int]:
+        if retry == 1000:
+            raise RuntimeError(f"episode {index}: 1000 tries all had {min_frames} frames or fewer")
+        return (index, retry), derive_seed(cfg.seed, "collect", index, retry)
 
     jobs = deque(job(index, 0) for index in indices)
 
     def finished(key: tuple[int, int], seed: int, episode: Episode) -> None:
-        index, attempt = key
+        index, retry = key
         if len(episode.obs) <= min_frames:  # Doom keeps episodes of more than 100 frames
-            jobs.appendleft(job(index, attempt + 1))
+            jobs.appendleft(job(index, retry + 1))
             return
-        meta = {"env": cfg.env, "index": index, "seed": seed, "attempts": attempt + 1,
-                "policy": policy.name or cfg.collect.policy}
+        meta = {"env": cfg.env, "index": index, "seed": seed, "tries": retry + 1,
+                "policy": policy.name or "random"}
         write_episode(episode_path(episodes_dir, index), episode._replace(meta=meta))
         lengths[index] = len(episode.obs)
 
@@ -133,7 +127,7 @@ class CollectWorker:
     def __call__(self) -> Callable[[tuple[int, ...]], list[int]]:
         cfg = from_dict(self.config)
         if self.agent_params is None:
-            policy = PolicySlots([make_policy(cfg.env, cfg.collect.policy, cfg.collect.long_holds)
+            policy = PolicySlots([make_policy(cfg.env, cfg.collect.long_holds)
                                   for _ in range(self.envs)])
         else:
             agent, _ = load_agent(Path(self.run_dir), "cpu", self.config)

@@ -1,4 +1,4 @@
-"""`worldmodels encode`: V's (mu, logvar) for every frame, one series file per episode (SPEC.md section 1).
+"""`worldmodels encode`: V's (mu, logvar) for every frame, one series file per episode (docs/faithfulness.md#v).
 
 M trains on these instead of frames, resampling z = mu + exp(logvar / 2) * eps every batch, as the
 original did from its float16 `series` files. Also writes `series/initial_z.npz`, the first-frame

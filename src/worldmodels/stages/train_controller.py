@@ -1,4 +1,4 @@
-"""`worldmodels train-controller`: C by CMA-ES, scored in the real environment or in M's dream (SPEC.md 3-4).
+"""`worldmodels train-controller`: C by CMA-ES, scored in the real environment or in M's dream (docs/faithfulness.md#cma-es).
 
 Per generation: ask P candidates; score each by the mean return of R rollouts with paired seeds
 (candidates i and i + P/2 share theirs); tell. Every `eval_every` generations the distribution mean is
@@ -23,15 +23,16 @@ import torch
 from worldmodels.artifacts import BEST, CONTROLLER_DIR, ES_CHECKPOINT, controller_spec
 from worldmodels.checkpoint import load_checkpoint, save_checkpoint
 from worldmodels.config import Config
-from worldmodels.data.episodes import read_arrays, write_arrays
-from worldmodels.es import CMAES, evaluation_seeds, paired_seeds
-from worldmodels.logger import MetricsLog, plot_metrics, read_metrics
+from worldmodels.data.episodes import write_arrays
 from worldmodels.envs.dream import DreamWorld, rollout_population
+from worldmodels.es import CMAES, evaluation_seeds, paired_seeds
 from worldmodels.executors import make_executor
+from worldmodels.logger import MetricsLog, plot_metrics, read_metrics
 from worldmodels.models.controller import ControllerSpec
 from worldmodels.rollout import RolloutTask, RolloutWorker
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_seed
+
 
 class DreamScorer:
     """Scores candidates inside M: one batched rollout of all P x R agents."""

@@ -1,4 +1,4 @@
-"""`worldmodels train-mdnrnn`: M, the MDN-RNN, on the encoded episodes (SPEC.md section 2).
+"""`worldmodels train-mdnrnn`: M, the MDN-RNN, on the encoded episodes (docs/faithfulness.md#m).
 
 z is resampled from the stored (mu, logvar) every batch. CarRacing: random whole episodes from zero state.
 Doom: parallel streams of concatenated episodes in 500-frame chunks with the state carried across chunks,
@@ -33,7 +33,15 @@ from worldmodels.envs import task_spec
 from worldmodels.errors import UserError
 from worldmodels.logger import MetricsLog, plot_metrics, progress_bar, read_metrics
 from worldmodels.media import frame_grid, save_png
-from worldmodels.models.mdnrnn import MDNRNN, dropout_mask, mdnrnn_loss, paper_parameter_count
+from worldmodels.models.mdnrnn import (
+    MDNRNN,
+    StepWeights,
+    dropout_mask,
+    head_step,
+    lstm_step,
+    mdnrnn_loss,
+    paper_parameter_count,
+)
 from worldmodels.models.vae import tensor_to_frames
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_rng, derive_seed
@@ -83,7 +91,7 @@ def train_step(model: MDNRNN, batch: Sequences, state, generator: torch.Generato
     rates on M's z input and recurrent h (`mdnrnn.input_dropout`, `mdnrnn.recurrent_dropout`), a mask per
     sequence of the batch."""
     t = {k: torch.from_numpy(v).to(device) for k, v in batch._asdict().items() if v is not None}
-    # z resampled from V's statistics every batch (SPEC.md gotcha 5)
+    # z resampled from V's statistics every batch (docs/faithfulness.md#m)
     eps = torch.randn(t["mu"].shape, generator=generator).to(device)
     z = t["mu"] + torch.exp(t["logvar"] / 2) * eps
     restart = t["restart"][:, :-1] if model.restart_input else None
@@ -194,14 +202,16 @@ def write_open_loop(rt: Runtime, model: MDNRNN, out: Path, context: int = 10, co
     action = torch.from_numpy(series["action"].reshape(len(obs), -1)).to(device)
     z = torch.from_numpy(series["mu"][0:1]).to(device)
     restart = torch.ones(1, device=device) if model.restart_input else None
-    state, predicted = None, []
+    weights, K = StepWeights(model), model.num_mixtures
+    (h, c), predicted = model.initial_state(1), []
     for t in range(steps):
         if t < context:
             z = torch.from_numpy(series["mu"][t : t + 1]).to(device)
-        mdn, state = model.step(z, action[t : t + 1], restart, state)
+        h, c = lstm_step(weights, z, action[t : t + 1], restart, h, c)
+        _, mixture = head_step(weights, h)  # (1, Z, 3K) rows [logits, mu, log sigma]
         restart = torch.zeros(1, device=device) if model.restart_input else None
-        best = mdn.log_pi.argmax(-1, keepdim=True)
-        z = mdn.mu.gather(-1, best).squeeze(-1)
+        best = mixture[..., :K].argmax(-1, keepdim=True)
+        z = mixture.gather(-1, best + K).squeeze(-1)
         predicted.append(z)
     shown = list(range(context, steps, stride))[:count]
     dreamed = tensor_to_frames(vae.decode(torch.cat([predicted[t - 1] for t in shown])))

@@ -1,4 +1,4 @@
-"""`worldmodels train-vae`: V, the ConvVAE, on the collected frames (SPEC.md section 1).
+"""`worldmodels train-vae`: V, the ConvVAE, on the collected frames (docs/faithfulness.md#v).
 
 Adam 1e-4, batch 100, summed squared error + KL floored at kl_tolerance * Z nats per sample, frames
 streamed from the episode files and shuffled across episodes. Checkpoints (model, optimiser, position in
@@ -16,8 +16,8 @@ import torch
 from worldmodels.artifacts import VAE_DIR, require_episodes, vae_checkpoint
 from worldmodels.checkpoint import load_checkpoint, save_checkpoint
 from worldmodels.data.episodes import episode_length, read_episode
-from worldmodels.errors import UserError
 from worldmodels.data.streams import frame_batches, prefetch
+from worldmodels.errors import UserError
 from worldmodels.logger import MetricsLog, plot_metrics, progress_bar, read_metrics
 from worldmodels.media import frame_grid, save_png
 from worldmodels.models.vae import ConvVAE, frames_to_tensor, tensor_to_frames, vae_loss
@@ -28,19 +28,15 @@ from worldmodels.training import Every, autocast, count_parameters, training_sta
 LOG_EVERY = 20  # steps between metric lines
 
 
-def run(rt: Runtime, episodes: list[Path] | None = None, epochs: int | None = None) -> None:
-    """Train V to `epochs` (default vae.epochs) on `episodes` (default: the collected ones).
-
-    Iterative training may call it again with more episodes and epochs to fine-tune V from its checkpoint.
-    """
+def run(rt: Runtime) -> None:
+    """Train V for vae.epochs on the collected random episodes (the first vae.max_episodes, if set)."""
     cfg, vcfg = rt.config, rt.config.vae
-    target = epochs or vcfg.epochs
+    target = vcfg.epochs
     out = rt.run_dir / VAE_DIR
     path = vae_checkpoint(rt.run_dir)
-    if episodes is None:
-        episodes = require_episodes(rt.run_dir, rt.config)
-        if vcfg.max_episodes:
-            episodes = episodes[: vcfg.max_episodes]
+    episodes = require_episodes(rt.run_dir, rt.config)
+    if vcfg.max_episodes:
+        episodes = episodes[: vcfg.max_episodes]
     device = rt.torch_device
 
     # setup

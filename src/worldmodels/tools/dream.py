@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worldmodels.artifacts import agent_mdnrnn, controller_spec, load_best, load_vae
+from worldmodels.artifacts import agent_mdnrnn, agent_temperature, controller_spec, load_best, load_vae
 from worldmodels.config import load_run_config
 from worldmodels.envs.dream import DreamBatch, DreamWorld
 from worldmodels.media import save_gif
@@ -26,13 +26,13 @@ def write_dream_video(run_dir: Path, out: Path, temperature: float | None = None
     spec = controller_spec(config)
     world = DreamWorld.from_run(run_dir, torch_device, mdnrnn_path=agent_mdnrnn(run_dir, config))
     vae = load_vae(run_dir, torch_device)
-    tau = config.controller.temperature if temperature is None else temperature
+    tau = agent_temperature(run_dir, config) if temperature is None else temperature
     batch = DreamBatch(world, tau, steps or config.controller.max_steps)
     batch.reset(torch.tensor([seed]))
-    params_t = torch.as_tensor(params, device=torch_device)[None]
+    weights = torch.as_tensor(params, dtype=torch.float32, device=torch_device)[None]  # (1, num_params)
     frames = [tensor_to_frames(vae.decode(batch.z))[0]]
     while bool(batch.alive.any()):
-        action = controller_actions(spec, params_t, batch.features(spec)[None])[0]
+        action = controller_actions(spec, weights, batch.features(spec))
         batch.step(action)
         frames.append(tensor_to_frames(vae.decode(batch.z))[0])
     save_gif(out, np.stack(frames), fps=25)

@@ -9,6 +9,7 @@ from worldmodels.config import CONFIG_FILE, load_run_config
 from worldmodels.errors import UserError
 from worldmodels.pipeline import STAGES
 
+
 def inspect_run(run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
