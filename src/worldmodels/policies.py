@@ -5,8 +5,9 @@ re-drawn with i.i.d. standard Cauchy weights times s ~ U(0, 0.01) and driven thr
 pipeline (`carracing/model.py` L142-152). With tiny weights that gives gas ~ 0.5, brake ~ 0 and steering
 near 0 with heavy-tailed per-episode perturbations: a car that mostly drives forward.
 
-Doom's is a ~ U(-1, 1) held for 1..10 frames, both redrawn when the hold ends (`doomrnn/extract.py`).
-Optionally (`collect.long_holds`, a departure) a fraction of the episodes hold each action 1..100 frames.
+Doom's is a ~ U(-1, 1) and a repeat length U{1..10}, both redrawn at every frame that is a multiple of
+the repeat (`doomrnn/extract.py`). Optionally (`collect.long_holds`, a departure) a fraction of the episodes
+hold each action 1..100 frames.
 """
 
 from __future__ import annotations
@@ -31,13 +32,18 @@ class Policy:
 
 
 class DoomRandomPolicy(Policy):
-    """The original's random policy; with `long_holds` > 0 that fraction of episodes holds actions longer.
+    """The original's random policy (`doomrnn/extract.py` L45-47): a ~ U(-1, 1) and repeat ~ U{1..10}, both
+    drawn again at every frame t with t % repeat == 0 (repeat's first draw is before the episode). A hold
+    lasts until the next multiple of the newly drawn repeat, not `repeat` frames: 3.7 frames on average,
+    22% of them one frame.
 
-    Why the option: the original's holds never last more than 10 frames, so M never sees an agent walk into
-    a wall and stay there, and a controller that just holds LEFT or RIGHT can then survive in the dream far
-    longer than the ~150 steps it survives in the game (measured in RESULTS.md).
+    With `long_holds` > 0 that fraction of episodes instead holds each action for U{1..100} frames (a
+    departure, docs/faithfulness.md#data-collection): with short holds only, M never sees an agent walk
+    into a wall and stay there, and a controller that holds LEFT or RIGHT survives far longer in the dream
+    than in the game.
     """
 
+    REPEAT = 10  # frames: randint(1, 11)
     LONG_HOLD = 100  # frames: the longest hold of a long-hold episode
 
     def __init__(self, long_holds: float = 0.0) -> None:
@@ -45,16 +51,22 @@ class DoomRandomPolicy(Policy):
 
     def reset(self, rng: np.random.Generator) -> None:
         self.rng = rng
-        self.hold = 0
+        self.frame, self.hold = 0, 0
         self.action = np.zeros(1, np.float32)
-        long = self.long_holds > 0 and rng.random() < self.long_holds
-        self.max_hold = self.LONG_HOLD if long else 10
+        self.long = self.long_holds > 0 and rng.random() < self.long_holds
+        if not self.long:
+            self.repeat = int(rng.integers(1, self.REPEAT + 1))
 
     def act(self, frame: np.ndarray) -> np.ndarray:
-        if self.hold == 0:
+        if self.long:
+            if self.hold == 0:
+                self.action = self.rng.uniform(-1.0, 1.0, size=1).astype(np.float32)
+                self.hold = int(self.rng.integers(1, self.LONG_HOLD + 1))
+            self.hold -= 1
+        elif self.frame % self.repeat == 0:
             self.action = self.rng.uniform(-1.0, 1.0, size=1).astype(np.float32)
-            self.hold = int(self.rng.integers(1, self.max_hold + 1))  # original: randint(1, 11), 1..10 frames
-        self.hold -= 1
+            self.repeat = int(self.rng.integers(1, self.REPEAT + 1))
+        self.frame += 1
         return self.action
 
 
