@@ -1,5 +1,5 @@
 """The agent's steps/s in lockstep with 8 and 16 envs per worker, at both Doom resolutions, one thread, against
-the bare env (bench's own timing functions; BENCHMARKS.md, session 11).
+the bare env (bench's own timing functions; docs/doom-resolution.md has the figures).
 
     python docs/experiments/lockstep_envs.py
 """

@@ -30,7 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -52,8 +52,19 @@ from worldmodels.runtime import Runtime
 from worldmodels.stages.train_mdnrnn import epoch_batches, model_args, train_step
 from worldmodels.training import autocast
 
-DOOM = {"name": "doom", "latent": 64, "hidden": 512, "action": 1, "mode": "zch"}
-CARRACING = {"name": "carracing", "latent": 32, "hidden": 256, "action": 3, "mode": "zh"}
+
+class PaperSize(TypedDict):
+    """A task's models at the paper's size: z (latent), LSTM (hidden), action width, controller mode."""
+
+    name: str
+    latent: int
+    hidden: int
+    action: int
+    mode: str
+
+
+DOOM: PaperSize = {"name": "doom", "latent": 64, "hidden": 512, "action": 1, "mode": "zch"}
+CARRACING: PaperSize = {"name": "carracing", "latent": 32, "hidden": 256, "action": 3, "mode": "zh"}
 LOCKSTEP_ENVS = Runtime.envs  # real environments per worker: the CLI's default --envs
 
 
@@ -109,7 +120,7 @@ def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, repeats: in
 # --- 2. dream -------------------------------------------------------------------------------------------
 
 
-def dream_world(size: dict, deaths: bool = False, seed: int = 0):
+def dream_world(size: PaperSize, deaths: bool = False, seed: int = 0) -> DreamWorld:
     """A fresh M at a paper size. Doom: restart input and done head, the done logit forced negative unless
     `deaths` (then scaled so that episodes end at varied steps); CarRacing: reward head, no done head."""
     torch.manual_seed(seed)
@@ -127,11 +138,11 @@ def dream_world(size: dict, deaths: bool = False, seed: int = 0):
     return DreamWorld(mdnrnn, mu, torch.full_like(mu, -2.0), survival_reward=doom)
 
 
-def controller_spec(size: dict):
+def controller_spec(size: PaperSize) -> ControllerSpec:
     return ControllerSpec(size["mode"], size["latent"], size["hidden"], size["action"], env=size["name"])
 
 
-def dream_flops_per_agent_step(size: dict) -> int:
+def dream_flops_per_agent_step(size: PaperSize) -> int:
     spec = controller_spec(size)
     inputs = size["latent"] + size["action"] + (1 if size["name"] == "doom" else 0)
     hidden = size["hidden"]
@@ -139,14 +150,15 @@ def dream_flops_per_agent_step(size: dict) -> int:
     return 2 * ((inputs + hidden) * 4 * hidden + hidden * out + spec.input_size * spec.action_dim)
 
 
-def _population(size: dict, population: int, rollouts: int, seed: int = 0):
+def _population(size: PaperSize, population: int, rollouts: int,
+                seed: int = 0) -> tuple[ControllerSpec, np.ndarray, np.ndarray]:
     spec = controller_spec(size)
     params = np.random.default_rng(seed).normal(0.0, 0.1, (population, spec.num_params))  # CMA-ES sigma0 0.1
     seeds = np.arange(population * rollouts).reshape(population, rollouts) + 1000 * seed
     return spec, params, seeds
 
 
-def time_generation(world, size: dict, steps: int, dtype: torch.dtype, compile: bool = False,
+def time_generation(world: DreamWorld, size: PaperSize, steps: int, dtype: torch.dtype, compile: bool = False,
                     population: int = 64, rollouts: int = 16) -> float:
 
     spec, params, seeds = _population(size, population, rollouts)
@@ -159,7 +171,7 @@ def time_generation(world, size: dict, steps: int, dtype: torch.dtype, compile: 
     return seconds
 
 
-def time_per_agent_loop(world, size: dict, agents: int, steps: int) -> float:
+def time_per_agent_loop(world: DreamWorld, size: PaperSize, agents: int, steps: int) -> float:
     """Seconds per agent-step of the original's way: one agent at a time, batch 1: C, M's step, sampling."""
     spec, params, seeds = _population(size, agents, 1)
     mdnrnn, z_dim = world.mdnrnn, size["latent"]
@@ -185,7 +197,7 @@ def time_per_agent_loop(world, size: dict, agents: int, steps: int) -> float:
     return total / (agents * steps)
 
 
-def bf16_outcome(size: dict, population: int, rollouts: int, max_steps: int) -> dict[str, float]:
+def bf16_outcome(size: PaperSize, population: int, rollouts: int, max_steps: int) -> dict[str, float]:
     """A generation where agents die (done head live): fp32 vs bf16 returns, same seeds."""
     world = dream_world(size, deaths=True)
     spec, params, seeds = _population(size, population, rollouts, seed=1)
@@ -230,7 +242,8 @@ def time_vae_training(latent: int, steps: int, channels_last: bool = False, prec
     torch.manual_seed(0)
     model = ConvVAE(latent)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        # torch's stubs lack Module.to's memory_format keyword (torch.nn.Module.to documents it)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     frames = np.random.default_rng(0).integers(0, 256, (steps + 2, 100, 64, 64, 3), dtype=np.uint8)
 
@@ -256,14 +269,14 @@ def time_vae_training(latent: int, steps: int, channels_last: bool = False, prec
 # --- 4. M training --------------------------------------------------------------------------------------
 
 
-def mdnrnn_flops_per_frame(size: dict) -> int:
+def mdnrnn_flops_per_frame(size: PaperSize) -> int:
     inputs = size["latent"] + size["action"] + (1 if size["name"] == "doom" else 0)
     hidden = size["hidden"]
     out = (1 if size["name"] == "doom" else 0) + 15 * size["latent"]
     return 3 * 2 * ((inputs + hidden) * 4 * hidden + hidden * out)
 
 
-def _write_series(directory: Path, episodes: int, length: int, size: dict, rng: np.random.Generator) -> None:
+def _write_series(directory: Path, episodes: int, length: int, size: PaperSize, rng: np.random.Generator) -> None:
     for i in range(episodes):
         done = np.zeros(length, bool)
         done[-1] = size["name"] == "doom"
@@ -274,7 +287,7 @@ def _write_series(directory: Path, episodes: int, length: int, size: dict, rng: 
                      reward=np.ones(length, np.float32), done=done, meta={"env": size["name"], "index": i})
 
 
-def time_mdnrnn_training(size: dict, steps: int, workdir: Path, warm_up: bool = True,
+def time_mdnrnn_training(size: PaperSize, steps: int, workdir: Path, warm_up: bool = True,
                          precision: str = "float32", overrides: list[str] | None = None) -> float:
     """Frames per second of train-mdnrnn's loop (its batches, prefetch, train_step, clip, Adam) on series
     files written to `workdir`: Doom's 100 streams x 500-frame chunks, CarRacing's 100 whole episodes
@@ -312,7 +325,7 @@ def time_mdnrnn_training(size: dict, steps: int, workdir: Path, warm_up: bool = 
         losses.loss.backward()
         torch.nn.utils.clip_grad_value_(model.parameters(), m.grad_clip)
         optimizer.step()
-        state = tuple(s.detach() for s in state) if m.carry_state else None
+        state = (state[0].detach(), state[1].detach()) if m.carry_state else None
         frames += batch.done_target.size
         losses.loss.item()
     return frames / (time.perf_counter() - tic)
@@ -321,7 +334,7 @@ def time_mdnrnn_training(size: dict, steps: int, workdir: Path, warm_up: bool = 
 # --- 5. real environment --------------------------------------------------------------------------------
 
 
-def make_agent_run(run_dir: Path, size: dict) -> dict:
+def make_agent_run(run_dir: Path, size: PaperSize) -> dict:
     """A run directory with fresh V and M at a paper size, as `load_agent` and `RolloutWorker` read it."""
     config = resolve(size["name"])
     save_run_config(run_dir, config)
@@ -486,7 +499,8 @@ def main(quick: bool = False, json_path: str | None = None, dream_steps: int | N
                 table.add("dream", f"{name} generation {label}", "failed", "", f"{type(e).__name__}: {e}"[:80])
                 continue
             ceiling_here = ceiling if dtype == torch.float32 else ceiling_bf16
-            key = f"{name}_dream_generation{'_bf16' if dtype == torch.bfloat16 else ''}{'_compiled' if compiled else ''}_s"
+            suffix = f"{'_bf16' if dtype == torch.bfloat16 else ''}{'_compiled' if compiled else ''}"
+            key = f"{name}_dream_generation{suffix}_s"
             out[key] = seconds
             out[key[:-2] + "_flops_fraction"] = flops / seconds / 1e9 / ceiling
             table.add("dream", f"{name} 1,024 agents x 1,000 steps, {label}", seconds, "s", extrapolated)

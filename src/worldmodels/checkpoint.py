@@ -42,7 +42,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    return atomic_write(path, lambda f: f.write(data))
+    def write(f: IO[bytes]) -> None:
+        f.write(data)
+
+    return atomic_write(path, write)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

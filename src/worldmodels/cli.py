@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from worldmodels import pipeline
 from worldmodels.bench import main as bench_main
@@ -36,7 +37,7 @@ RUN_HELP = "every stage in order, each skipped when its artifact is complete"
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit code 2, no usage dump
+    def error(self, message: str) -> NoReturn:  # one line, exit code 2, no usage dump
         raise UserError(f"{self.prog}: {message} (see --help)")
 
 
@@ -74,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     stage_parsers["evaluate"].add_argument(
         "--out", type=Path, help="write the result here instead of RUN_DIR/eval.json, and leave the run's "
         "config.yaml as it is (a side measurement, e.g. a second set of seeds with --set evaluate.seed=20000)")
-    temperatures = command("temperatures", "the paper's temperature table: C trained in the dream at each tau, scored in both")
+    temperatures = command("temperatures",
+                           "the paper's temperature table: C trained in the dream at each tau, scored in both")
     _add_common(temperatures)
     temperatures.add_argument("--taus", default="0.1,0.5,1.0,1.15,1.3", help="comma-separated temperatures")
     temperatures.add_argument("--episodes", type=int, default=100, help="episodes per score (dream and real)")

@@ -200,8 +200,8 @@ class Config:
     env: str = doc("carracing", "Task: 'carracing' (CarRacing-v3) or 'doom' (VizdoomTakeCover-v1).")
     doom_resolution: str = doc(
         "320x240", "Doom only: the resolution ViZDoom renders at before the resize to 64x64. '320x240' is the "
-        "scenario's own (docs/faithfulness.md#environments); '160x120' steps ~2x faster and gives the same 64x64 frames up to "
-        "resampling (a departure for speed; docs/doom-resolution.md)."
+        "scenario's own (docs/faithfulness.md#environments); '160x120' steps ~2x faster and gives the same 64x64 "
+        "frames up to resampling (a departure for speed; docs/doom-resolution.md)."
     )
     seed: int = doc(0, "Base seed of the run (collection, training, sampling).")
     collect: CollectConfig = field(default_factory=CollectConfig)

@@ -64,7 +64,11 @@ class Executor(ABC):
         """
 
     def close(self) -> None:
-        """Release processes and connections; the executor cannot be used afterwards."""
+        """Release processes and connections; the executor cannot be used afterwards.
+
+        Intentionally a no-op here, not abstract: an executor that holds nothing need not override it.
+        """
+        return None
 
     def __enter__(self) -> Self:
         return self
@@ -73,7 +77,7 @@ class Executor(ABC):
         self.close()
 
 
-def _task_failed(index: int, error: str) -> RuntimeError:
+def _task_failed(index: int | None, error: str) -> RuntimeError:
     return RuntimeError(f"task {index} failed in a worker: {error}")
 
 
@@ -229,7 +233,7 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def _worker_context() -> multiprocessing.context.BaseContext:
+def _worker_context() -> multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext:
     """'forkserver' with torch preloaded where it exists (Linux, macOS), else 'spawn'; never plain fork.
 
     Forking the driver is unsafe once torch has started its thread pools. The fork server is a clean
@@ -258,6 +262,7 @@ class _Slot:
 
 def _kill_group(process: multiprocessing.process.BaseProcess) -> None:
     """Kill a worker process and whatever it started (they share its process group), alive or not."""
+    assert process.pid is not None  # started: `_spawn` starts every process it makes
     try:
         os.killpg(process.pid, signal.SIGKILL)  # a group that no longer exists, or not yet: nothing to do
     except (ProcessLookupError, PermissionError, AttributeError):  # AttributeError: no killpg (Windows)
@@ -496,6 +501,7 @@ class _RayActor:
 
     def run(self, index: int, task: Any) -> tuple[str, int, Any]:
         try:
+            assert self._worker is not None  # the driver sends no task to an actor whose build failed
             return (_RESULT, index, self._worker(task))
         except UserError as e:
             return (_USER_ERROR, index, str(e))
@@ -594,7 +600,8 @@ class RayExecutor(Executor):
     def _start_missing(self) -> None:
         while len(self._workers) < self.workers:
             actor = self._actor_class.remote(self.worker_factory)
-            self._workers.append(_RayWorker(actor, actor.ready.remote()))
+            # Ray types the handle as `ActorHandle[T] | type[T]`, so T's plain methods seem to lack .remote
+            self._workers.append(_RayWorker(actor, actor.ready.remote()))  # type: ignore[attr-defined]
 
     def _discard(self, worker: _RayWorker) -> None:
         self._ray.kill(worker.actor, no_restart=True)  # a no-op for an actor that is already dead

@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from worldmodels.checkpoint import atomic_write_bytes
+
 
 class ProgressBar(tqdm):
     """tqdm with `advance_to(n)`: executors report how many tasks finished in this call."""
 
-    def __init__(self, total: int, desc: str, unit: str = "it", initial: int = 0, quiet: bool = False):
+    def __init__(self, total: int, desc: str, unit: str = "it", initial: int = 0, quiet: bool = False) -> None:
         super().__init__(total=total, desc=desc, unit=unit, initial=initial, disable=quiet, file=sys.stderr,
                          dynamic_ncols=True, mininterval=0.5)
         self.start_count = initial
 
-    def wrap(self, items):
+    def wrap(self, items: Iterable[Any]) -> Iterator[Any]:
         """Iterate `items`, advancing the bar by one per item and closing it at the end."""
         with self:
             for item in items:
@@ -81,8 +83,6 @@ def plot_metrics(path: Path, out: Path, keys: Iterable[str], title: str, x: str 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from worldmodels.checkpoint import atomic_write_bytes
 
     rows = read_metrics(path)
     keys = list(keys)

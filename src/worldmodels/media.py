@@ -20,7 +20,8 @@ def frame_grid(rows: list[np.ndarray], scale: int = 2, gap: int = 2) -> np.ndarr
         for j, frame in enumerate(row):
             grid[i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = frame
     if scale != 1:
-        grid = np.asarray(Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST))
+        size = (grid.shape[1] * scale, grid.shape[0] * scale)
+        grid = np.asarray(Image.fromarray(grid).resize(size, Image.Resampling.NEAREST))
     return grid
 
 
@@ -32,7 +33,8 @@ def save_png(path: Path, image: np.ndarray) -> Path:
 
 def save_gif(path: Path, frames: list[np.ndarray] | np.ndarray, fps: int = 25, scale: int = 3) -> Path:
     """A looping GIF of (H, W, 3) uint8 frames, enlarged `scale` times."""
-    images = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in frames]
+    images = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.Resampling.NEAREST)
+              for f in frames]
     buffer = io.BytesIO()
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
     return atomic_write_bytes(path, buffer.getvalue())

@@ -92,8 +92,9 @@ class CarRacingRandomAgentPolicy(Policy):
                 p.copy_(torch.from_numpy(rng.standard_cauchy(p.shape) * stdev / 1e4))
         # TF's LSTM has one bias and a constant forget bias of 1.0 outside the weights: keep both so.
         hidden = self.mdnrnn.hidden_size
-        self.mdnrnn.lstm.bias_hh_l0.zero_()
-        self.mdnrnn.lstm.bias_ih_l0[hidden : 2 * hidden] += 1.0
+        _, _, bias_ih, bias_hh = self.mdnrnn.lstm_parameters()
+        bias_hh.zero_()
+        bias_ih[hidden : 2 * hidden] += 1.0
         self.params = torch.from_numpy(rng.standard_cauchy((1, self.spec.num_params)) * stdev).float()
         self.m_weights = StepWeights(self.mdnrnn)
         self.state = self.mdnrnn.initial_state(1)
@@ -147,7 +148,8 @@ class AgentPolicy(Policy):
         self.params, self.exploration, self.low, self.high = params, exploration, low, high
         self.batch = AgentBatch(agent, slots)
         self.rngs: list[np.random.Generator | None] = [None] * slots
-        self.holds, self.random_actions = [0] * slots, [None] * slots
+        self.holds = [0] * slots
+        self.random_actions: list[np.ndarray | None] = [None] * slots
 
     def reset_slot(self, slot: int, rng: np.random.Generator) -> None:
         self.rngs[slot] = rng
@@ -156,11 +158,13 @@ class AgentPolicy(Policy):
 
     @torch.inference_mode()
     def act_slots(self, slots: list[int], frames: np.ndarray) -> np.ndarray:
-        overrides = []
+        overrides: list[np.ndarray | None] = []
         for slot in slots:
-            if self.holds[slot] == 0 and self.rngs[slot].random() < self.exploration:
-                self.random_actions[slot] = self.rngs[slot].uniform(self.low, self.high).astype(np.float32)
-                self.holds[slot] = int(self.rngs[slot].integers(1, 11))
+            rng = self.rngs[slot]
+            assert rng is not None, f"slot {slot} acts before reset_slot"
+            if self.holds[slot] == 0 and rng.random() < self.exploration:
+                self.random_actions[slot] = rng.uniform(self.low, self.high).astype(np.float32)
+                self.holds[slot] = int(rng.integers(1, 11))
             exploring = self.holds[slot] > 0
             if exploring:
                 self.holds[slot] -= 1

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from worldmodels.artifacts import controller_spec, load_mdnrnn, load_vae
-from worldmodels.config import from_dict, load_run_config
+from worldmodels.config import Config, from_dict, load_run_config
 from worldmodels.envs import FrameEnv, make_env, task_spec
 from worldmodels.executors import make_executor
 from worldmodels.logger import progress_bar
@@ -59,7 +59,8 @@ class _FastAgent:
 
     def __init__(self, vae: ConvVAE, mdnrnn: MDNRNN | None, device: torch.device) -> None:
         self.device = device
-        self.encoder = copy.deepcopy(vae.encoder).to(memory_format=torch.channels_last)
+        # torch's stubs lack Module.to's memory_format keyword (torch.nn.Module.to documents it)
+        self.encoder = copy.deepcopy(vae.encoder).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.w_latent = torch.cat([vae.fc_mu.weight, vae.fc_logvar.weight]).t().contiguous()  # (1024, 2Z)
         self.b_latent = torch.cat([vae.fc_mu.bias, vae.fc_logvar.bias]).detach()
         self.latent_dim = vae.latent_dim
@@ -188,7 +189,7 @@ class Agent:
                 episode[3][-1] += [reward, terminated]
             over = terminated or truncated or episode[2] >= max_steps
             if over:
-                recorded = ()
+                recorded: tuple[np.ndarray, ...] = ()
                 if record:
                     frames, reconstructions, actions, rewards, dones = zip(*episode[3])
                     recorded = (np.stack(frames), np.stack(reconstructions), np.stack(actions),
@@ -238,7 +239,7 @@ def lockstep(envs: list[FrameEnv], jobs: deque, begin: Callable[[int, Any], np.n
                         frames[slot] = frame
                         if after(slot, frame, reward, terminated, truncated):
                             take(slot)
-                stepping = stepper.submit(step, slots, actions) if slots else None
+                stepping = stepper.submit(step, slots, actions) if actions is not None else None  # None iff no slots
 
 
 TASK_ENVS_MAX = 8  # a task has at most this many times `envs` items
@@ -266,7 +267,8 @@ class WorkerEnvs:
     """A worker's environments, made when a task first needs them: at most `limit`, run in lockstep."""
 
     def __init__(self, name: str, limit: int, doom_resolution: str | None = None) -> None:
-        self.name, self.limit, self.doom_resolution, self.envs = name, limit, doom_resolution, []
+        self.name, self.limit, self.doom_resolution = name, limit, doom_resolution
+        self.envs: list[FrameEnv] = []
 
     def take(self, n: int) -> list[FrameEnv]:
         while len(self.envs) < min(n, self.limit):
@@ -302,7 +304,7 @@ def uses_memory(spec: ControllerSpec) -> bool:
 
 
 def load_agent(run_dir: Path, device: torch.device | str, config_dict: dict[str, Any] | None = None,
-               mdnrnn_path: Path | None = None):
+               mdnrnn_path: Path | None = None) -> tuple[Agent, Config]:
     """(Agent, Config) from a run directory's V and M and its config's controller spec.
 
     `mdnrnn_path` picks another M checkpoint: a controller must run with the M it was trained with, and

@@ -50,7 +50,7 @@ def training_status(path: Path, kind: str, target_epochs: int, *extra: str) -> d
     return info
 
 
-def autocast(device: torch.device | str, precision: str):
+def autocast(device: torch.device | str, precision: str) -> torch.autocast:
     """Mixed precision for a training step: 'bfloat16' runs the model's products in bf16 (weights, optimiser
     and loss stay fp32); 'float32' is the original's arithmetic. On CPUs with bf16 units this is 2-5x faster.
     """

@@ -149,7 +149,9 @@ def stream_chunks(
         )
     per_stream = chunks * sequence_length
     order = rng.permutation(len(paths))
-    cursors, segments, filled = [], [], 0
+    cursors: list[_StreamCursor] = []
+    segments: list[_Segment] = []
+    filled = 0
     for i in order:
         position = 0
         while position < lengths[i] and len(cursors) < batch_size:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import SupportsFloat
 
 import numpy as np
 from PIL import Image
@@ -17,7 +18,7 @@ class TaskSpec:
     name: str
     action_dim: int  # A: CarRacing 3 (steer, gas, brake), Doom 1 (continuous a in [-1, 1])
     max_steps: int  # episode cap: CarRacing 1000 (gym's v0 limit), Doom 2100 (ppaquette's episode_timeout)
-    min_frames: int  # collection keeps episodes with more frames than this (Doom: > 100, docs/faithfulness.md#data-collection)
+    min_frames: int  # collection keeps episodes longer than this (Doom: > 100, docs/faithfulness.md#data-collection)
     ignore_done: bool  # collection runs full episodes regardless of done (CarRacing's full_episode=True)
 
 
@@ -33,7 +34,7 @@ def resize_frame(frame: np.ndarray) -> np.ndarray:
     The original's `scipy.misc.imresize` on floats also min-max stretched every frame to 0..255; that is an
     accident of an old API and is not reproduced (docs/faithfulness.md#environments).
     """
-    image = Image.fromarray(np.ascontiguousarray(frame)).resize((64, 64), Image.BILINEAR)
+    image = Image.fromarray(np.ascontiguousarray(frame)).resize((64, 64), Image.Resampling.BILINEAR)
     return np.array(image, dtype=np.uint8)  # a writable copy (torch warns on read-only arrays)
 
 
@@ -64,7 +65,8 @@ class FrameEnv:
     def _reset(self, seed: int | None) -> np.ndarray:
         raise NotImplementedError
 
-    def _step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
+    def _step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool]:
+        """(frame, reward, terminated); `step` converts the reward (gymnasium's SupportsFloat) to float."""
         raise NotImplementedError
 
     def close(self) -> None:

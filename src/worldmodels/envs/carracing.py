@@ -7,6 +7,8 @@ steering and gyro bars), resize 84x96 -> 64x64 (aspect squashed). The zoom-in in
 
 from __future__ import annotations
 
+from typing import SupportsFloat
+
 import numpy as np
 
 from worldmodels.envs.base import TASKS, FrameEnv, resize_frame
@@ -35,7 +37,7 @@ class CarRacingEnv(FrameEnv):
         frame, _ = self.env.reset(seed=seed)
         return preprocess(frame)
 
-    def _step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
+    def _step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool]:
         frame, reward, terminated, _, _ = self.env.step(action)
         return preprocess(frame), reward, terminated
 

@@ -8,6 +8,8 @@ registration has no time limit; the 2100-step cap is ours (ppaquette's episode_t
 
 from __future__ import annotations
 
+from typing import SupportsFloat
+
 import numpy as np
 
 from worldmodels.envs.base import TASKS, FrameEnv, resize_frame
@@ -42,9 +44,12 @@ class DoomEnv(FrameEnv):
         import gymnasium as gym
         import vizdoom
         import vizdoom.gymnasium_wrapper  # noqa: F401  (registers the Vizdoom* ids)
+        from vizdoom.gymnasium_wrapper.base_gymnasium_env import VizdoomEnv
 
         self.spec = TASKS["doom"]
-        self.env = gym.make("VizdoomTakeCover-v1").unwrapped
+        env = gym.make("VizdoomTakeCover-v1").unwrapped
+        assert isinstance(env, VizdoomEnv)  # the registered scenario env, which holds the game
+        self.env = env
         # the game starts at the first reset, so the setting still applies (the wrapper's observation_space
         # keeps saying 320x240; this class reads the screen buffer directly)
         resolution = (resolution or SCENARIO_RESOLUTION).upper()
@@ -56,7 +61,7 @@ class DoomEnv(FrameEnv):
         self.last_frame = preprocess(obs["screen"])
         return self.last_frame
 
-    def _step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
+    def _step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool]:
         obs, reward, terminated, _, _ = self.env.step(discrete_action(float(action[0])))
         if not terminated:  # the terminal state has no screen; the death frame is never recorded
             self.last_frame = preprocess(obs["screen"])

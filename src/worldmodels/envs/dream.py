@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -39,7 +40,7 @@ from worldmodels.errors import UserError
 from worldmodels.models.controller import ControllerSpec, controller_actions, controller_features
 from worldmodels.models.mdnrnn import MDNRNN, StepWeights, dropout_mask, head_step, lstm_step, sample_mixture
 from worldmodels.models.rows import pad_rows, round_up
-from worldmodels.models.vae import tensor_to_frames
+from worldmodels.models.vae import ConvVAE, tensor_to_frames
 from worldmodels.runtime import resolve_device
 
 # --- counter-based random numbers (splitmix64 on int64 tensors; wrap-around arithmetic) -----------------
@@ -209,9 +210,11 @@ class DreamBatch:
         m = mask.to(device)
         self.random.keys = torch.where(m[:, None], fresh.keys, self.random.keys)
         if masks is not None:
+            assert self.masks is not None  # the full reset made them: the world's dropout has not changed
             self.masks = tuple(torch.where(m[:, None], new, old) for new, old in zip(masks, self.masks))
         self.z = torch.where(m[:, None], z.float(), self.z)
-        self.state = tuple(torch.where(m[:, None], new, old) for new, old in zip(state, self.state))
+        h, c = (torch.where(m[:, None], new, old) for new, old in zip(state, self.state))
+        self.state = h, c
         self.restart = torch.where(m, torch.ones_like(self.restart), self.restart)
         self.steps = torch.where(m, start, self.steps)
         self.alive |= m
@@ -347,14 +350,16 @@ class DreamVectorEnv(gym.vector.VectorEnv):
     def _seeds(self, count: int) -> Tensor:
         return torch.from_numpy(self.np_random.integers(0, 2**62, size=count))
 
-    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+    def reset(self, *, seed: int | list[int] | None = None,
+              options: dict | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed if isinstance(seed, int) or seed is None else seed[0])
         self.batch.reset(self._seeds(self.num_envs))
         self._needs_reset[:] = False
         return self._observe(), {}
 
-    def step(self, actions):
-        actions = torch.as_tensor(np.asarray(actions, np.float32).reshape(self.num_envs, -1), device=self.batch.world.device)
+    def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        actions = torch.as_tensor(np.asarray(actions, np.float32).reshape(self.num_envs, -1),
+                                  device=self.batch.world.device)
         restarting = self._needs_reset.copy()
         reward, terminated, truncated = (x.cpu().numpy() for x in self.batch.step(actions))
         reward = reward.astype(np.float64)
@@ -380,9 +385,9 @@ class DreamEnv(gym.Env):
         self.batch, self.spec_c, env = _load(run_dir, device, mode, temperature, max_steps)
         self.run_dir, self.render_mode = Path(run_dir), render_mode
         self.observation_space, self.action_space = _spaces(self.spec_c, env)
-        self._vae = None
+        self._vae: ConvVAE | None = None
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self.batch.reset(torch.from_numpy(self.np_random.integers(0, 2**62, size=1)))
         return self._observe(), {}
@@ -390,7 +395,7 @@ class DreamEnv(gym.Env):
     def _observe(self) -> np.ndarray:
         return self.batch.features(self.spec_c)[0].cpu().numpy().astype(np.float32)
 
-    def step(self, action):
+    def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         action = torch.as_tensor(np.asarray(action, np.float32).reshape(1, -1), device=self.batch.world.device)
         reward, terminated, truncated = self.batch.step(action)
         return self._observe(), float(reward[0]), bool(terminated[0]), bool(truncated[0]), {}

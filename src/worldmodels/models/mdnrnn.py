@@ -107,20 +107,30 @@ class MDNRNN(nn.Module):
         """
         hidden = self.hidden_size
         limit = math.sqrt(6.0 / (self.input_size + hidden + 4 * hidden))
-        nn.init.uniform_(self.lstm.weight_ih_l0, -limit, limit)
-        nn.init.uniform_(self.lstm.weight_hh_l0, -limit, limit)
-        nn.init.zeros_(self.lstm.bias_ih_l0)
-        nn.init.zeros_(self.lstm.bias_hh_l0)
+        weight_ih, weight_hh, bias_ih, bias_hh = self.lstm_parameters()
+        nn.init.uniform_(weight_ih, -limit, limit)
+        nn.init.uniform_(weight_hh, -limit, limit)
+        nn.init.zeros_(bias_ih)
+        nn.init.zeros_(bias_hh)
         with torch.no_grad():
-            self.lstm.bias_ih_l0[hidden : 2 * hidden].fill_(1.0)
+            bias_ih[hidden : 2 * hidden].fill_(1.0)
         nn.init.xavier_uniform_(self.output_layer.weight)
         nn.init.zeros_(self.output_layer.bias)
+
+    def lstm_parameters(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The LSTM's (weight_ih, weight_hh, bias_ih, bias_hh), PyTorch gate order i, f, g, o.
+
+        Looked up by name: `nn.LSTM` registers them under names built at run time, which type checkers
+        cannot see. These are the parameters themselves, not copies.
+        """
+        get = self.lstm.get_parameter
+        return get("weight_ih_l0"), get("weight_hh_l0"), get("bias_ih_l0"), get("bias_hh_l0")
 
     def initial_state(
         self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> State:
         """Zero state (h, c), each (B, H), on the given device/dtype (default: the parameters')."""
-        weight = self.lstm.weight_hh_l0
+        weight = self.lstm_parameters()[1]
         device = weight.device if device is None else device
         dtype = weight.dtype if dtype is None else dtype
         h = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
@@ -195,11 +205,11 @@ class MDNRNN(nn.Module):
         batch, steps = x.shape[0], x.shape[1]
         if state is None:
             state = self.initial_state(batch, device=x.device, dtype=x.dtype)
-        lstm = self.lstm
-        w_hh = lstm.weight_hh_l0.t()  # (H, 4H)
+        weight_ih, weight_hh, bias_ih, bias_hh = self.lstm_parameters()
+        w_hh = weight_hh.t()  # (H, 4H)
         # x @ W_ih^T + b for all steps at once; unbind, not input_gates[:, t]: the backward of T slicings would
         # allocate T full-size gradients.
-        input_gates = F.linear(x, lstm.weight_ih_l0, lstm.bias_ih_l0 + lstm.bias_hh_l0).unbind(dim=1)
+        input_gates = F.linear(x, weight_ih, bias_ih + bias_hh).unbind(dim=1)
         if restart is None:  # no restart input: unrolled only for the recurrent dropout
             restart = x.new_zeros(batch, steps)
         keep = (
@@ -334,17 +344,18 @@ class StepWeights:
 
     @torch.no_grad()
     def __init__(self, mdnrnn: MDNRNN, dtype: torch.dtype = torch.float32) -> None:
-        lstm, H = mdnrnn.lstm, mdnrnn.hidden_size
-        weight = torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], dim=1)  # (4H, in + H)
+        H = mdnrnn.hidden_size
+        weight_ih, weight_hh, bias_ih, bias_hh = mdnrnn.lstm_parameters()
+        weight = torch.cat([weight_ih, weight_hh], dim=1)  # (4H, in + H)
         self.w_lstm = weight.t().contiguous().to(dtype)  # (in + H, 4H)
-        self.b_lstm = (lstm.bias_ih_l0 + lstm.bias_hh_l0).contiguous().to(dtype)
+        self.b_lstm = (bias_ih + bias_hh).contiguous().to(dtype)
         self.w_head = mdnrnn.output_layer.weight.t().contiguous().to(dtype)  # (H, E + 3ZK)
         self.b_head = mdnrnn.output_layer.bias.detach().contiguous().to(dtype)
         self.dtype = dtype
         self.hidden_size, self.latent_dim, self.num_mixtures = H, mdnrnn.latent_dim, mdnrnn.num_mixtures
         self.num_extra = mdnrnn.num_extra_outputs
         self.restart_input = mdnrnn.restart_input
-        self.device = lstm.weight_ih_l0.device
+        self.device = weight_ih.device
 
 
 def lstm_step(weights: StepWeights, z: Tensor, action: Tensor, restart: Tensor | None, h: Tensor, c: Tensor,

@@ -32,13 +32,13 @@ from worldmodels.data.episodes import (
 from worldmodels.envs import task_spec
 from worldmodels.executors import make_executor
 from worldmodels.logger import progress_bar
-from worldmodels.policies import AgentPolicy, PolicySlots, make_policy
+from worldmodels.policies import AgentPolicy, Policy, PolicySlots, make_policy
 from worldmodels.rollout import WorkerEnvs, load_agent, lockstep, task_chunks
 from worldmodels.runtime import Runtime
 from worldmodels.seeding import derive_seed
 
 
-def record_episodes(envs: list, policy, jobs: deque, max_frames: int, ignore_done: bool,
+def record_episodes(envs: list, policy: PolicySlots | AgentPolicy, jobs: deque, max_frames: int, ignore_done: bool,
                     finished: Callable[[Any, int, Episode], None]) -> None:
     """Episodes of `policy` (`reset_slot`, `act_slots`) on `envs` in lockstep (`rollout.lockstep`), one per
     (key, seed) of `jobs`: the frame before each step is recorded, starting with the reset frame, up to
@@ -71,7 +71,7 @@ def record_episodes(envs: list, policy, jobs: deque, max_frames: int, ignore_don
     lockstep(envs, jobs, begin, act, after)
 
 
-def run_episode(env, policy, seed: int, max_frames: int, ignore_done: bool) -> Episode:
+def run_episode(env, policy: Policy, seed: int, max_frames: int, ignore_done: bool) -> Episode:
     """One episode of a policy (`reset(rng)`, `act(frame)`) on one env, as collection records it."""
     episodes: list[Episode] = []
     record_episodes([env], PolicySlots([policy]), deque([(None, seed)]), max_frames, ignore_done,
@@ -79,7 +79,8 @@ def run_episode(env, policy, seed: int, max_frames: int, ignore_done: bool) -> E
     return episodes[0]
 
 
-def collect_episodes(cfg: Config, envs, policy, episodes_dir: Path, indices: tuple[int, ...]) -> list[int]:
+def collect_episodes(cfg: Config, envs: WorkerEnvs, policy: PolicySlots | AgentPolicy, episodes_dir: Path,
+                     indices: tuple[int, ...]) -> list[int]:
     """Collect and write episodes `indices` in lockstep on the worker's envs; an episode too short is retried
     with the next derived seed. Each episode depends on its index only, not on the envs it shares a step
     with. Returns the episodes' lengths."""
@@ -126,10 +127,12 @@ class CollectWorker:
 
     def __call__(self) -> Callable[[tuple[int, ...]], list[int]]:
         cfg = from_dict(self.config)
+        policy: PolicySlots | AgentPolicy
         if self.agent_params is None:
             policy = PolicySlots([make_policy(cfg.env, cfg.collect.long_holds)
                                   for _ in range(self.envs)])
         else:
+            assert self.run_dir is not None, "the agent's policy needs run_dir"
             agent, _ = load_agent(Path(self.run_dir), "cpu", self.config)
             low, high = action_bounds(cfg.env)
             policy = AgentPolicy(agent, self.agent_params, self.exploration, low, high, slots=self.envs)

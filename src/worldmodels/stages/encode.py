@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from worldmodels.artifacts import INITIAL_Z, SERIES_DIR, load_vae, require_episodes, vae_checkpoint
+from worldmodels.checkpoint import load_checkpoint
 from worldmodels.data.episodes import (
     clean_directory,
     episode_index,
@@ -23,6 +24,7 @@ from worldmodels.data.episodes import (
     read_episode,
     write_arrays,
 )
+from worldmodels.errors import UserError
 from worldmodels.logger import progress_bar
 from worldmodels.models.vae import frames_to_tensor
 from worldmodels.runtime import Runtime
@@ -44,9 +46,6 @@ def encode_frames(vae, obs: np.ndarray, device) -> tuple[np.ndarray, np.ndarray]
 
 def vae_version(run_dir: Path) -> int:
     """The training step of the current V; series encoded by another V are stale."""
-    from worldmodels.checkpoint import load_checkpoint
-    from worldmodels.errors import UserError
-
     path = vae_checkpoint(run_dir)
     if not path.is_file():
         raise UserError(f"{path} does not exist: run `worldmodels train-vae` first")

@@ -60,6 +60,7 @@ def write_video(rt: Runtime, params: np.ndarray, seed: int, max_steps: int, mdnr
     env = make_env(cfg.env, doom_resolution=cfg.doom_resolution)
     episode = agent.run_episode(env, params, seed, max_steps, record=True)
     env.close()
+    assert episode.frames is not None and episode.reconstructions is not None  # record=True keeps them
     gap = np.full((64, 2, 3), 255, np.uint8)
     frames = [np.concatenate([f, gap, r], axis=1) for f, r in zip(episode.frames, episode.reconstructions)]
     out = save_gif(rt.run_dir / "eval.gif", frames[::2], fps=25)

@@ -1,4 +1,5 @@
-"""`worldmodels train-controller`: C by CMA-ES, scored in the real environment or in M's dream (docs/faithfulness.md#cma-es).
+"""`worldmodels train-controller`: C by CMA-ES, scored in the real environment or in M's dream
+(docs/faithfulness.md#cma-es).
 
 Per generation: ask P candidates; score each by the mean return of R rollouts with paired seeds
 (candidates i and i + P/2 share theirs); tell. Every `eval_every` generations the distribution mean is
@@ -68,7 +69,7 @@ class RealScorer:
         self.executor.close()
 
 
-def make_scorer(rt: Runtime, spec: ControllerSpec, mdnrnn_path: Path | None = None):
+def make_scorer(rt: Runtime, spec: ControllerSpec, mdnrnn_path: Path | None = None) -> DreamScorer | RealScorer:
     """The candidates' scorer, with M at `mdnrnn_path` (default: the run's)."""
     scorer = DreamScorer if rt.config.controller.where == "dream" else RealScorer
     return scorer(rt, spec, mdnrnn_path)
@@ -101,7 +102,8 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
         es, best = CMAES.from_state_dict(state["es"]), state["best"]
         print(f"train-controller: resuming at generation {es.generation}")
     else:
-        es = CMAES(spec.num_params, c.population_size, sigma0 or c.sigma0, seed=derive_seed(cfg.seed, "cmaes", round_index), x0=x0)
+        es = CMAES(spec.num_params, c.population_size, sigma0 or c.sigma0,
+                   seed=derive_seed(cfg.seed, "cmaes", round_index), x0=x0)
         best = {"score": -np.inf, "std": 0.0, "generation": 0}
     log = MetricsLog(out / "metrics.jsonl", resume_step=es.generation if es.generation else None)
     eval_seeds = evaluation_seeds(rollout_seed, c.eval_rollouts)

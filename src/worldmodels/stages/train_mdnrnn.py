@@ -35,6 +35,8 @@ from worldmodels.logger import MetricsLog, plot_metrics, progress_bar, read_metr
 from worldmodels.media import frame_grid, save_png
 from worldmodels.models.mdnrnn import (
     MDNRNN,
+    MDNLoss,
+    State,
     StepWeights,
     dropout_mask,
     head_step,
@@ -71,10 +73,12 @@ def epoch_batches(config: Config, paths: list[Path], lengths: np.ndarray, epoch:
     """The batches of one epoch; their order depends only on (seed, epoch), so a resumed run sees the same."""
     m = config.mdnrnn
     if m.carry_state:
-        yield from stream_chunks(paths, lengths, m.batch_size, m.sequence_length, derive_rng(config.seed, "mdnrnn", epoch))
+        yield from stream_chunks(paths, lengths, m.batch_size, m.sequence_length,
+                                 derive_rng(config.seed, "mdnrnn", epoch))
         return
     for i in range(steps_per_epoch(config, lengths)):
-        yield episode_batches(paths, lengths, m.batch_size, m.sequence_length, derive_rng(config.seed, "mdnrnn", epoch, i))
+        yield episode_batches(paths, lengths, m.batch_size, m.sequence_length,
+                              derive_rng(config.seed, "mdnrnn", epoch, i))
 
 
 def steps_per_epoch(config: Config, lengths: np.ndarray) -> int:
@@ -84,8 +88,9 @@ def steps_per_epoch(config: Config, lengths: np.ndarray) -> int:
     return max(1, len(lengths) // m.batch_size)  # 10,000 / 100 = 100 steps; 4000 steps = 40 epochs
 
 
-def train_step(model: MDNRNN, batch: Sequences, state, generator: torch.Generator, device, restart_factor: float,
-               precision: str = "float32", dropout: tuple[float, float] = (0.0, 0.0)):
+def train_step(model: MDNRNN, batch: Sequences, state: State | None, generator: torch.Generator,
+               device: torch.device | str, restart_factor: float, precision: str = "float32",
+               dropout: tuple[float, float] = (0.0, 0.0)) -> tuple[MDNLoss, State]:
     """Teacher-forced step on one batch; returns (losses, final state). Under `precision` 'bfloat16' the
     forward's products run in bf16; the outputs, the carried state and the loss are fp32. `dropout`: the
     rates on M's z input and recurrent h (`mdnrnn.input_dropout`, `mdnrnn.recurrent_dropout`), a mask per
@@ -103,7 +108,8 @@ def train_step(model: MDNRNN, batch: Sequences, state, generator: torch.Generato
         out, _, state = model(z[:, :-1], t["action"][:, :-1], restart, state, input_mask, recurrent_mask)
     if precision != "float32":
         out = type(out)(*(None if x is None else x.float() for x in out))
-        state = tuple(s.float() for s in state)
+        h, c = state
+        state = h.float(), c.float()
     losses = mdnrnn_loss(out, z[:, 1:], t["done_target"], t["reward"][:, :-1], restart_factor, t.get("head_mask"))
     return losses, state
 
@@ -131,13 +137,13 @@ def run(rt: Runtime, episodes: int | None = None, epochs: int | None = None, pat
 
     # restore
     if path.is_file():
-        state = load_checkpoint(path, "mdnrnn", map_location=device)
-        if state["complete"] and state["epoch"] >= target:
-            print(f"train-mdnrnn: done ({state['epoch']} epochs, {state['step']} steps) in {path}")
+        saved = load_checkpoint(path, "mdnrnn", map_location=device)
+        if saved["complete"] and saved["epoch"] >= target:
+            print(f"train-mdnrnn: done ({saved['epoch']} epochs, {saved['step']} steps) in {path}")
             return
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        epoch, step = state["epoch"], state["step"]
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        epoch, step = saved["epoch"], saved["step"]
         print(f"train-mdnrnn: resuming at epoch {epoch}, step {step} ({len(paths)} episodes)")
     log = MetricsLog(out / "metrics.jsonl", resume_step=step if step else None)
 
@@ -153,7 +159,8 @@ def run(rt: Runtime, episodes: int | None = None, epochs: int | None = None, pat
     with progress_bar(target * per_epoch, "train-mdnrnn", unit="batch", initial=epoch * per_epoch,
                       quiet=rt.quiet) as bar:
         while epoch < target:
-            state, tic, frames = None, time.perf_counter(), 0  # zero state at the start of every epoch
+            state: State | None = None  # zero state at the start of every epoch
+            tic, frames = time.perf_counter(), 0
             for batch in prefetch(epoch_batches(cfg, paths, lengths, epoch)):
                 lr = (m.learning_rate - m.min_learning_rate) * m.learning_rate_decay**step + m.min_learning_rate
                 for group in optimizer.param_groups:
@@ -166,7 +173,8 @@ def run(rt: Runtime, episodes: int | None = None, epochs: int | None = None, pat
                 torch.nn.utils.clip_grad_value_(model.parameters(), m.grad_clip)
                 optimizer.step()
                 if m.carry_state:  # truncated BPTT: the state flows on, its gradient stops here
-                    state = tuple(s.detach() for s in state)
+                    h, c = state
+                    state = h.detach(), c.detach()
                 else:
                     state = None
                 step, frames = step + 1, frames + batch.done_target.size
