@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import torch
 import yaml
 
 from worldmodels import cli
@@ -265,3 +266,22 @@ def test_cli_runtime_writes_config_and_reuses_the_run_directorys(tmp_path):
         _runtime(["train-vae", "--run-dir", str(run_dir), "--set", "vae.epochs=4"])
     forced = _runtime(["train-vae", "--run-dir", str(run_dir), "--set", "vae.epochs=4", "--force"])
     assert forced.config.vae.epochs == 4 and load_run_config(run_dir).vae.epochs == 4
+
+
+def test_bf16_warning_only_on_cpus_without_bf16_units(tmp_path, monkeypatch, capsys):
+    from worldmodels import runtime
+
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("flags\t\t: fpu sse avx2 fma\n")
+    amx = tmp_path / "amx"
+    amx.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n")
+    assert not runtime.cpu_has_bf16_units(avx2) and runtime.cpu_has_bf16_units(amx)
+    assert runtime.cpu_has_bf16_units(tmp_path / "missing")  # unknown: no warning
+    monkeypatch.setattr(runtime, "cpu_has_bf16_units", lambda: False)
+    runtime.warn_if_slow_bf16(torch.device("cpu"), "vae.precision", "float32")
+    assert capsys.readouterr().err == ""
+    runtime.warn_if_slow_bf16(torch.device("cpu"), "vae.precision", "bfloat16")
+    assert "--set vae.precision=float32" in capsys.readouterr().err
+    monkeypatch.setattr(runtime, "cpu_has_bf16_units", lambda: True)
+    runtime.warn_if_slow_bf16(torch.device("cpu"), "vae.precision", "bfloat16")
+    assert capsys.readouterr().err == ""

@@ -6,6 +6,7 @@ None of these change results (seeds never depend on workers or executor), so the
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,3 +44,24 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is visible to PyTorch; use --device cpu or auto")
     return torch.device(name)
+
+
+BF16_UNITS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs that multiply bf16 natively
+
+
+def cpu_has_bf16_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX); True when that cannot be read."""
+    try:
+        flags = set(cpuinfo.read_text().split())
+    except OSError:
+        return True
+    return any(flag in flags for flag in BF16_UNITS)
+
+
+def warn_if_slow_bf16(device: torch.device, key: str, value: str) -> None:
+    """Warn, once per stage, when a config key asks for bf16 on a CPU that emulates it: on an AVX2-only CPU
+    V's bf16 forward pass ran about ten times slower than fp32 (RESULTS.md, 2026-12-07)."""
+    if value == "bfloat16" and device.type == "cpu" and not cpu_has_bf16_units():
+        print(f"warning: {key}=bfloat16 on a CPU without bf16 units ({' or '.join(BF16_UNITS)} missing from "
+              f"/proc/cpuinfo) runs about ten times slower than float32: consider --set {key}=float32",
+              file=sys.stderr, flush=True)

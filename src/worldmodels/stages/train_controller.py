@@ -31,7 +31,7 @@ from worldmodels.executors import make_executor
 from worldmodels.logger import MetricsLog, plot_metrics, read_metrics
 from worldmodels.models.controller import ControllerSpec
 from worldmodels.rollout import RolloutTask, RolloutWorker
-from worldmodels.runtime import Runtime
+from worldmodels.runtime import Runtime, warn_if_slow_bf16
 from worldmodels.seeding import derive_seed
 
 
@@ -40,6 +40,7 @@ class DreamScorer:
 
     def __init__(self, rt: Runtime, spec: ControllerSpec, mdnrnn_path: Path | None = None) -> None:
         c = rt.config.controller
+        warn_if_slow_bf16(rt.torch_device, "controller.dream_dtype", c.dream_dtype)
         self.world = DreamWorld.from_run(rt.run_dir, rt.torch_device, dtype=getattr(torch, c.dream_dtype),
                                          compile=c.dream_compile, mdnrnn_path=mdnrnn_path, dropout=c.dream_dropout)
         self.spec, self.c = spec, rt.config.controller

@@ -45,7 +45,7 @@ from worldmodels.models.mdnrnn import (
     paper_parameter_count,
 )
 from worldmodels.models.vae import tensor_to_frames
-from worldmodels.runtime import Runtime
+from worldmodels.runtime import Runtime, warn_if_slow_bf16
 from worldmodels.seeding import derive_rng, derive_seed
 from worldmodels.training import autocast, count_parameters, training_status
 
@@ -128,6 +128,7 @@ def run(rt: Runtime, episodes: int | None = None, epochs: int | None = None, pat
     paths = require_series(rt, episodes)
     lengths = series_lengths(paths)
     device = rt.torch_device
+    warn_if_slow_bf16(device, "mdnrnn.precision", m.precision)
 
     # setup
     torch.manual_seed(derive_seed(cfg.seed, "mdnrnn"))

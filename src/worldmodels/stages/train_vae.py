@@ -21,7 +21,7 @@ from worldmodels.errors import UserError
 from worldmodels.logger import MetricsLog, plot_metrics, progress_bar, read_metrics
 from worldmodels.media import frame_grid, save_png
 from worldmodels.models.vae import ConvVAE, frames_to_tensor, tensor_to_frames, vae_loss
-from worldmodels.runtime import Runtime
+from worldmodels.runtime import Runtime, warn_if_slow_bf16
 from worldmodels.seeding import derive_rng, derive_seed
 from worldmodels.training import Every, autocast, count_parameters, training_status
 
@@ -38,6 +38,7 @@ def run(rt: Runtime) -> None:
     if vcfg.max_episodes:
         episodes = episodes[: vcfg.max_episodes]
     device = rt.torch_device
+    warn_if_slow_bf16(device, "vae.precision", vcfg.precision)
 
     # setup
     torch.manual_seed(derive_seed(cfg.seed, "vae"))
