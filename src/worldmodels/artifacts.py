@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -38,6 +38,8 @@ ES_CHECKPOINT, BEST = "es.pt", "best.npz"  # a controller directory: CMA-ES stat
 ROUNDS_DIR, ROUND_FILE, M_SNAPSHOT = "rounds", "round.json", "mdnrnn.pt"
 SIBLINGS_DIR, SIBLING_FILE, M_START = "siblings", "sibling.json", "mdnrnn-start.pt"
 EVAL_FILE = "eval.json"
+
+Model = TypeVar("Model", ConvVAE, MDNRNN)
 
 
 # --- episodes ------------------------------------------------------------------------------------------
@@ -71,7 +73,7 @@ def mdnrnn_checkpoint(run_dir: Path) -> Path:
     return Path(run_dir) / MDNRNN_DIR / CHECKPOINT
 
 
-def _load_model(path: Path, kind: str, stage: str, model_class: type, device: torch.device | str) -> Any:
+def _load_model(path: Path, kind: str, stage: str, model_class: type[Model], device: torch.device | str) -> Model:
     """The model of a finished stage's checkpoint, in eval mode on `device`."""
     if not path.is_file():
         raise UserError(f"{path} does not exist: run `worldmodels {stage}` first")
@@ -85,14 +87,12 @@ def _load_model(path: Path, kind: str, stage: str, model_class: type, device: to
 
 def load_vae(run_dir: Path, device: torch.device | str = "cpu") -> ConvVAE:
     """V of a finished `train-vae`."""
-    model: ConvVAE = _load_model(vae_checkpoint(run_dir), "vae", "train-vae", ConvVAE, device)
-    return model
+    return _load_model(vae_checkpoint(run_dir), "vae", "train-vae", ConvVAE, device)
 
 
 def load_mdnrnn(run_dir: Path, device: torch.device | str = "cpu", path: Path | None = None) -> MDNRNN:
     """M of a finished `train-mdnrnn` (or the snapshot at `path` that a round's controller was trained with)."""
-    model: MDNRNN = _load_model(path or mdnrnn_checkpoint(run_dir), "mdnrnn", "train-mdnrnn", MDNRNN, device)
-    return model
+    return _load_model(path or mdnrnn_checkpoint(run_dir), "mdnrnn", "train-mdnrnn", MDNRNN, device)
 
 
 def load_initial_z(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -139,6 +139,11 @@ def controller_dir(run_dir: Path, config: Config) -> Path:
     return round_controller(run_dir, last)
 
 
+def controller_name(run_dir: Path, config: Config) -> str:
+    """`controller_dir` relative to the run directory, as eval.json records it ("controller", "rounds/01")."""
+    return str(controller_dir(run_dir, config).relative_to(run_dir))
+
+
 def agent_mdnrnn(run_dir: Path, config: Config) -> Path | None:
     """The M checkpoint the run's controller was trained with, when it is not the run's current M."""
     path = controller_dir(run_dir, config) / M_SNAPSHOT
@@ -150,9 +155,9 @@ def load_params(directory: Path) -> np.ndarray:
     return read_arrays(directory / BEST, ("params",))["params"]
 
 
-def load_best(run_dir: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """(params, meta) of the run's controller (`controller_dir`)."""
-    path = controller_dir(run_dir, load_run_config(run_dir)) / BEST
+def load_best(run_dir: Path, config: Config | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """(params, meta) of the run's controller (`controller_dir`; `config` defaults to the run's)."""
+    path = controller_dir(run_dir, config or load_run_config(run_dir)) / BEST
     if not path.is_file():
         raise UserError(f"{path} does not exist: run `worldmodels train-controller` first")
     data = read_arrays(path, ("params", "meta"))
@@ -162,7 +167,6 @@ def load_best(run_dir: Path) -> tuple[np.ndarray, dict[str, Any]]:
 def agent_temperature(run_dir: Path, config: Config) -> float:
     """The dream temperature the run's controller was trained at (a round's may be iterate.temperature), or
     controller.temperature before there is a controller."""
-    path = controller_dir(run_dir, config) / BEST
-    if not path.is_file():
+    if not (controller_dir(run_dir, config) / BEST).is_file():
         return config.controller.temperature
-    return float(read_arrays(path, ("meta",))["meta"]["temperature"])
+    return float(load_best(run_dir, config)[1]["temperature"])

@@ -39,7 +39,7 @@ _LOG_SQRT_TWO_PI = 0.5 * math.log(2.0 * math.pi)
 
 
 class MDNOutput(NamedTuple):
-    """M's predictions for the next step; leading dims (...) are (B, T) from `forward`, (N,) from `step`."""
+    """M's predictions for the next step; leading dims (...) are (B, T) from `forward`."""
 
     log_pi: Tensor
     """(..., Z, K) log mixture weights, normalised over K (log_softmax)."""
@@ -338,13 +338,11 @@ class StepWeights:
     """M's weights laid out for stepping agents, in the compute dtype (float32, or bfloat16 for speed).
 
     One product per step for the LSTM: [z, a, (restart), h] (N, in + H) @ (in + H, 4H); then one product
-    for the head, (N, H) @ (H, E + 3ZK). The state (h, c) and
-    everything after the products stay float32.
+    for the head, (N, H) @ (H, E + 3ZK). The state (h, c) and everything after the products stay float32.
     """
 
     @torch.no_grad()
     def __init__(self, mdnrnn: MDNRNN, dtype: torch.dtype = torch.float32) -> None:
-        H = mdnrnn.hidden_size
         weight_ih, weight_hh, bias_ih, bias_hh = mdnrnn.lstm_parameters()
         weight = torch.cat([weight_ih, weight_hh], dim=1)  # (4H, in + H)
         self.w_lstm = weight.t().contiguous().to(dtype)  # (in + H, 4H)
@@ -352,10 +350,9 @@ class StepWeights:
         self.w_head = mdnrnn.output_layer.weight.t().contiguous().to(dtype)  # (H, E + 3ZK)
         self.b_head = mdnrnn.output_layer.bias.detach().contiguous().to(dtype)
         self.dtype = dtype
-        self.hidden_size, self.latent_dim, self.num_mixtures = H, mdnrnn.latent_dim, mdnrnn.num_mixtures
+        self.latent_dim, self.num_mixtures = mdnrnn.latent_dim, mdnrnn.num_mixtures
         self.num_extra = mdnrnn.num_extra_outputs
         self.restart_input = mdnrnn.restart_input
-        self.device = weight_ih.device
 
 
 def lstm_step(weights: StepWeights, z: Tensor, action: Tensor, restart: Tensor | None, h: Tensor, c: Tensor,

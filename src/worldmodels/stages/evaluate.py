@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from worldmodels.artifacts import EVAL_FILE, agent_mdnrnn, controller_dir, load_best, mdnrnn_checkpoint
+from worldmodels.artifacts import EVAL_FILE, agent_mdnrnn, controller_name, load_best, mdnrnn_checkpoint
 from worldmodels.checkpoint import atomic_write_text
 from worldmodels.config import Config
 from worldmodels.envs import make_env, task_spec
@@ -41,7 +41,7 @@ def run(rt: Runtime, video: bool = False, out: Path | None = None) -> dict[str, 
         "returns": returns.tolist(), "seeds": seeds, "env": cfg.env,
         "controller": {"mode": meta["mode"], "trained_in": meta["where"], "generation": meta["generation"],
                        "temperature": meta["temperature"], "training_score": meta["score"],
-                       "directory": str(controller_dir(rt.run_dir, cfg).relative_to(rt.run_dir)),
+                       "directory": controller_name(rt.run_dir, cfg),
                        "mdnrnn": str((mdnrnn_path or mdnrnn_checkpoint(rt.run_dir)).relative_to(rt.run_dir))},
         "seconds": round(time.perf_counter() - tic, 1),
     }
@@ -78,6 +78,6 @@ def status(run_dir: Path, config: Config) -> dict[str, Any]:
         raise UserError(f"{path} is corrupt: delete it and run `worldmodels evaluate` again") from None
     # done only for the current seeds and the current controller (iterative training replaces it)
     complete = (result["seeds"] == evaluation_episode_seeds(config)
-                and result["controller"].get("directory") == str(controller_dir(run_dir, config).relative_to(run_dir)))
+                and result["controller"].get("directory") == controller_name(run_dir, config))
     return {"status": "done" if complete else "partial", "mean": round(result["mean"], 1),
             "std": round(result["std"], 1), "episodes": result["episodes"]}

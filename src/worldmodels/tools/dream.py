@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worldmodels.artifacts import agent_mdnrnn, agent_temperature, controller_spec, load_best, load_vae
+from worldmodels.artifacts import agent_mdnrnn, controller_spec, load_best, load_vae
 from worldmodels.config import load_run_config
 from worldmodels.envs.dream import DreamBatch, DreamWorld
 from worldmodels.media import save_gif
@@ -22,11 +22,11 @@ def write_dream_video(run_dir: Path, out: Path, temperature: float | None = None
     """One dream episode of the best controller as a GIF; returns (path, return, length)."""
     config = load_run_config(run_dir)
     torch_device = resolve_device(device)
-    params, _ = load_best(run_dir)
+    params, meta = load_best(run_dir, config)
     spec = controller_spec(config)
     world = DreamWorld.from_run(run_dir, torch_device, mdnrnn_path=agent_mdnrnn(run_dir, config))
     vae = load_vae(run_dir, torch_device)
-    tau = agent_temperature(run_dir, config) if temperature is None else temperature
+    tau = float(meta["temperature"]) if temperature is None else temperature  # the one C was trained at
     batch = DreamBatch(world, tau, steps or config.controller.max_steps)
     batch.reset(torch.tensor([seed]))
     weights = torch.as_tensor(params, dtype=torch.float32, device=torch_device)[None]  # (1, num_params)

@@ -26,7 +26,7 @@ from worldmodels.seeding import derive_seed
 from worldmodels.stages import train_controller
 
 PAPER_TAUS = (0.1, 0.5, 1.0, 1.15, 1.3)
-PAPER_ROWS = {  # the paper's table (the paper's Table 2): dream, real
+PAPER_ROWS = {  # the paper's Table 2: dream, real
     0.1: ("2086 ± 140", "193 ± 58"), 0.5: ("2060 ± 277", "196 ± 50"), 1.0: ("1145 ± 690", "868 ± 511"),
     1.15: ("918 ± 546", "1092 ± 556"), 1.3: ("732 ± 269", "753 ± 139"),
 }
