@@ -7,6 +7,7 @@ together and awaited once.
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import pytest
 
@@ -51,6 +52,14 @@ MORE_BAD_INPUT = {
         ["collect", "--preset", "doom-smoke", "--set", "vae.epochs"], ["expected key=value"]
     ),
     "inspect a non-run directory": (["inspect", "{tmp}/nothing-here"], ["not a run directory"]),
+    "carracing backend for doom": (
+        ["collect", "--preset", "doom-smoke", "--set", "carracing_backend=envpool"],
+        ["carracing_backend='envpool' applies to carracing only"],
+    ),
+    "unknown carracing backend": (
+        ["collect", "--preset", "carracing-smoke", "--set", "carracing_backend=box2d"],
+        ["carracing_backend='box2d' is not valid", "gymnasium, envpool"],
+    ),
     "changed config": (
         ["collect", "--preset", "doom-smoke", "--run-dir", "{tmp}/existing", "--set", "collect.episodes=5"],
         ["different config", "collect.episodes: 6 -> 5", "--force"],
@@ -107,6 +116,17 @@ def test_more_bad_input_through_main(tmp_path, monkeypatch, capsys, name):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]
     assert sorted(p.name for p in (tmp_path / "existing").iterdir()) == ["config.yaml"]
     assert "episodes: 6" in (tmp_path / "existing" / "config.yaml").read_text()
+
+
+def test_envpool_missing_is_one_line_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "envpool", None)  # `import envpool` now raises ImportError
+    run_dir = tmp_path / "run"
+    for command in ("collect", "train-controller", "run"):
+        code = main([command, "--preset", "carracing-quick", "--run-dir", str(run_dir)])
+        captured = capsys.readouterr()
+        assert_user_error(subprocess.CompletedProcess([], code, captured.out, captured.err),
+                          "needs EnvPool", "pip install 'worldmodels[envpool]'", "carracing_backend=gymnasium")
+    assert not run_dir.exists()
 
 
 def test_presets_lists_all_six_with_descriptions():

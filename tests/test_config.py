@@ -186,6 +186,14 @@ def test_doom_resolution_is_refused_for_carracing():
         resolve("carracing-smoke", ["doom_resolution=160x120"])
 
 
+def test_training_shortcuts_are_checked():
+    with pytest.raises(UserError, match="negative_stop=-1 must be >= 0"):
+        resolve("carracing-smoke", ["controller.negative_stop=-1"])
+    config = resolve("carracing-quick")
+    assert (config.carracing_backend, config.controller.shared_seeds, config.controller.negative_stop) == (
+        "envpool", True, 50)
+
+
 def test_carracing_dream_needs_the_reward_head():
     with pytest.raises(UserError, match="reward_head"):
         resolve("carracing-smoke", ["controller.where=dream"])

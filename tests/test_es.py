@@ -93,6 +93,12 @@ def test_foreign_state_is_user_error():
         CMAES.from_state_dict({"generation": 1})
 
 
+def test_shared_seeds_give_every_candidate_the_same_tracks():
+    s = paired_seeds(0, 4, population_size=6, rollouts=3, shared=True)
+    assert s.shape == (6, 3) and (s == s[0]).all() and len(set(s[0].tolist())) == 3
+    assert not (paired_seeds(0, 5, 6, 3, shared=True) == s).all()  # other tracks in the next generation
+
+
 def test_paired_seeds():
     s = paired_seeds(0, 4, population_size=64, rollouts=16)
     assert s.shape == (64, 16) and s.dtype == np.int64

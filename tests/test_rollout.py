@@ -54,7 +54,7 @@ def test_lockstep_rollouts_give_every_seed_the_return_it_gets_alone(env_name, mo
     # a worker makes at most its limit of envs, once, and runs a task's seeds on them in order
     envs = WorkerEnvs("doom", 3)
     envs.envs = [ActionEcho(action_dim) for _ in range(3)]
-    assert run_task(agent, envs, 40, RolloutTask(params, tuple(seeds))) == [r.total_reward for r in alone]
+    assert run_task(agent, envs, 40, RolloutTask(params, tuple(seeds))) == [(r.total_reward, r.length) for r in alone]
     assert envs.take(10) == envs.envs and len(envs.take(2)) == 2
     capped = agent.run_episodes([ActionEcho(action_dim)], params, [seeds[-1]], 6)[0]
     assert capped.length == 6
@@ -92,6 +92,33 @@ def test_lockstep_collection_writes_the_episodes_one_env_at_a_time_would(tmp_pat
         assert a.meta == b.meta and a.meta["policy"] == "agent"
     assert max(e.meta["tries"] for e in written[0]) > 1  # some episodes were retried
     assert len({e.action.tobytes() for e in written[0]}) == len(indices)
+
+
+class Sinking(ActionEcho):
+    """ActionEcho whose reward is -1 from step `good` on (a car that left the track)."""
+
+    good = 7
+
+    def _step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        frame, _, _ = super()._step(action)
+        return frame, 1.0 if self.steps < self.good else -1.0, False
+
+
+def test_negative_stop_ends_a_rollout_after_k_negative_steps_and_params_may_differ_per_episode():
+    torch.manual_seed(0)
+    spec = ControllerSpec("zh", 8, 32, 3, env="carracing")
+    agent = Agent(ConvVAE(8).eval(), MDNRNN(8, 3, 32).eval(), spec)
+    rng = np.random.default_rng(0)
+    params = rng.normal(0.0, 1.0, (3, spec.num_params)).astype(np.float32)
+    whole = agent.run_episodes([Sinking(3)], params[0], [1], 40)[0]
+    stopped = agent.run_episodes([Sinking(3)], params[0], [1], 40, negative_stop=5)[0]
+    assert (whole.length, whole.total_reward) == (40, 7 - 33)
+    assert (stopped.length, stopped.total_reward) == (7 + 5, 7 - 5)
+    # one controller per episode, in lockstep, gives each episode what that controller gets alone
+    seeds = [100, 101, 102]
+    alone = [agent.run_episodes([ActionEcho(3)], p, [s], 40)[0].total_reward for p, s in zip(params, seeds)]
+    together = agent.run_episodes([ActionEcho(3), ActionEcho(3)], params, seeds, 40)
+    assert [r.total_reward for r in together] == alone and len(set(alone)) == 3
 
 
 def test_task_chunks_cover_every_item_once_in_tasks_of_bounded_size():

@@ -349,8 +349,8 @@ def make_agent_run(run_dir: Path, size: PaperSize) -> dict:
     return config.to_dict()
 
 
-def time_bare_env(name: str, steps: int, doom_resolution: str | None = None) -> float:
-    env = make_env(name, doom_resolution=doom_resolution)
+def time_bare_env(name: str, steps: int, doom_resolution: str | None = None, backend: str = "gymnasium") -> float:
+    env = make_env(name, doom_resolution=doom_resolution, backend=backend)
     rng = np.random.default_rng(0)
     low = np.array([-1.0, 0.0, 0.0] if name == "carracing" else [-1.0], np.float32)
     env.reset(seed=0)
@@ -368,11 +368,12 @@ def time_bare_env(name: str, steps: int, doom_resolution: str | None = None) -> 
     return steps / seconds
 
 
-def time_agent(run_dir: Path, name: str, steps: int, envs: int = 1, doom_resolution: str | None = None) -> float:
+def time_agent(run_dir: Path, name: str, steps: int, envs: int = 1, doom_resolution: str | None = None,
+               backend: str = "gymnasium") -> float:
     """Steps per second of the agent (V + M + C every step) in the real env, one thread, `envs` environments
     in lockstep (`Agent.run_episodes`, what a rollout worker runs; 1 = one episode at a time)."""
     agent, _ = load_agent(run_dir, "cpu")
-    pool = [make_env(name, doom_resolution=doom_resolution) for _ in range(envs)]
+    pool = [make_env(name, doom_resolution=doom_resolution, backend=backend) for _ in range(envs)]
     params = np.random.default_rng(0).normal(0.0, 0.1, agent.spec.num_params).astype(np.float32)
     agent.run_episodes(pool, params, list(range(envs)), 20)  # warm-up, and every env made and reset once
     done, seed, seconds = 0, envs, 0.0
@@ -400,7 +401,7 @@ def time_pool(run_dir: Path, config: dict, workers: int, tasks: int, episode_ste
         tic = time.perf_counter()
         results = executor.map([RolloutTask(p, tuple(range(i * envs, (i + 1) * envs))) for i, p in enumerate(params)])
         seconds = time.perf_counter() - tic
-    return sum(sum(r) for r in results) / seconds
+    return sum(length for task in results for _, length in task) / seconds
 
 
 # --- 6. memory ------------------------------------------------------------------------------------------
@@ -576,9 +577,7 @@ def main(quick: bool = False, json_path: str | None = None, dream_steps: int | N
     torch.set_num_threads(1)
     try:
         with tempfile.TemporaryDirectory(prefix="wm-bench-") as tmp:
-            for size, steps in ((DOOM, 800 if quick else 4000), (CARRACING, 0 if quick else 800)):
-                if steps == 0:
-                    continue
+            for size, steps in ((DOOM, 800 if quick else 4000), (CARRACING, 300 if quick else 1000)):
                 name, run_dir = size["name"], Path(tmp) / size["name"]
                 config = make_agent_run(run_dir, size)
                 env_rate = time_bare_env(name, steps)
@@ -595,6 +594,15 @@ def main(quick: bool = False, json_path: str | None = None, dream_steps: int | N
                           f"overhead {env_rate / one_rate - 1.0:.0%} of the env's own time")
                 table.add("real env", f"{name} agent, 1 worker, {LOCKSTEP_ENVS} envs in lockstep", agent_rate,
                           "steps/s", f"overhead {overhead:.0%} of the env's own time (--envs {LOCKSTEP_ENVS})")
+                if name == "carracing":  # the faster engine, config carracing_backend=envpool
+                    fast_env = time_bare_env(name, steps, backend="envpool")
+                    fast_agent = time_agent(run_dir, name, steps, LOCKSTEP_ENVS, backend="envpool")
+                    out.update(carracing_envpool_env_steps_per_s=fast_env,
+                               carracing_envpool_agent_steps_per_s=fast_agent)
+                    table.add("real env", "carracing bare environment, EnvPool", fast_env, "steps/s",
+                              f"{fast_env / env_rate:.1f}x Gymnasium's")
+                    table.add("real env", f"carracing agent, {LOCKSTEP_ENVS} envs in lockstep, EnvPool", fast_agent,
+                              "steps/s", f"{fast_agent / agent_rate:.1f}x with Gymnasium's")
                 if name == "doom":  # the faster renderer, config doom_resolution=160x120
                     low_env = time_bare_env(name, steps, "160x120")
                     low_agent = time_agent(run_dir, name, steps, LOCKSTEP_ENVS, "160x120")

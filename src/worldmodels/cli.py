@@ -24,6 +24,7 @@ from worldmodels.config import (
     resolve,
     save_run_config,
 )
+from worldmodels.envs import require_envpool
 from worldmodels.errors import UserError
 from worldmodels.runtime import DEVICES, EXECUTORS, Runtime
 from worldmodels.stages import evaluate
@@ -120,6 +121,8 @@ def make_runtime(args: argparse.Namespace, record: bool = True, free: tuple[str,
         config = apply_overrides(load_run_config(run_dir), args.overrides, args.seed)
     else:
         config = resolve(args.preset or DEFAULT_PRESET, args.overrides, args.seed)
+    if config.carracing_backend == "envpool" and args.command in ("collect", "train-controller", "run"):
+        require_envpool()  # before anything is written, not later in a worker
     if not record and not (run_dir / CONFIG_FILE).is_file():
         raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE}): train a run first")
     save_run_config(run_dir, config, force=args.force, write=record, free=free)

@@ -177,14 +177,15 @@ _STATE_KEYS = (
 )
 
 
-def paired_seeds(base_seed: int, generation: int, population_size: int, rollouts: int) -> np.ndarray:
+def paired_seeds(base_seed: int, generation: int, population_size: int, rollouts: int,
+                 shared: bool = False) -> np.ndarray:
     """(P, R) int64 environment seeds for one generation, in [0, 2**31 - 1).
 
     Derived only from (base_seed, generation), so every executor and every resumed run gives the same
     seeds. With an even P, candidates i and i + P/2 share their R seeds: the original's `antithetic`
     pairing (`train.py` L302-308: 32 seeds per generation for P = 64, duplicated), which makes the
     comparison within a pair less noisy. With an odd P there is no pairing: every candidate gets its
-    own seeds.
+    own seeds. `shared` (config `controller.shared_seeds`): every candidate gets the same R seeds.
 
     The original gives each candidate one seed and runs its 16 episodes back to back from it; here
     each rollout has its own seed, so rollouts can run as separate tasks in any order.
@@ -194,6 +195,9 @@ def paired_seeds(base_seed: int, generation: int, population_size: int, rollouts
     if base_seed < 0 or generation < 0:
         raise ValueError(f"base_seed and generation must be >= 0, got {base_seed} and {generation}")
     rng = derive_rng(base_seed, "cmaes", generation)
+    if shared:
+        row = rng.integers(0, SEED_HIGH, size=(1, rollouts), dtype=np.int64)
+        return np.repeat(row, population_size, axis=0)
     if population_size % 2 == 0:
         half = rng.integers(0, SEED_HIGH, size=(population_size // 2, rollouts), dtype=np.int64)
         return np.concatenate([half, half], axis=0)  # row i and row i + P/2 are equal

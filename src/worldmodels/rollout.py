@@ -105,7 +105,7 @@ class AgentBatch:
 
     def start(self, slot: int, params: np.ndarray, seed: int) -> None:
         """A new episode in `slot`: controller `params`, z's noise from `seed`, M's state zeroed."""
-        self.params[slot] = torch.as_tensor(params, dtype=torch.float32).reshape(-1)
+        self.params[slot] = torch.tensor(np.asarray(params, dtype=np.float32).reshape(-1))
         self.h[slot], self.c[slot] = 0.0, 0.0
         if self.restart is not None:
             self.restart[slot] = 1.0
@@ -163,15 +163,18 @@ class Agent:
 
     @torch.inference_mode()
     def run_episodes(self, envs: list[FrameEnv], params: np.ndarray, seeds: list[int] | tuple[int, ...],
-                     max_steps: int, record: bool = False) -> list[EpisodeResult]:
+                     max_steps: int, record: bool = False, negative_stop: int = 0) -> list[EpisodeResult]:
         """Episodes with `seeds` in lockstep over `envs` (`lockstep`), results in the order of `seeds`. The
-        returns are those of one episode at a time (`AgentBatch`)."""
+        returns are those of one episode at a time (`AgentBatch`). `params`: one controller (num_params,) for
+        all, or one per episode (len(seeds), num_params). `negative_stop` > 0 ends an episode after that many
+        consecutive steps with a negative reward (config `controller.negative_stop`; training only)."""
         batch, results = AgentBatch(self, len(envs)), [EpisodeResult(0.0, 0)] * len(seeds)
-        running: dict[int, list] = {}  # slot -> [episode index, total reward, steps, recorded steps]
+        per_episode = np.broadcast_to(params, (len(seeds), params.shape[-1]))
+        running: dict[int, list] = {}  # slot -> [episode index, total reward, steps, recorded steps, negatives]
 
         def begin(slot: int, job: tuple[int, int]) -> np.ndarray:
-            batch.start(slot, params, job[1])
-            running[slot] = [job[0], 0.0, 0, []]
+            batch.start(slot, per_episode[job[0]], job[1])
+            running[slot] = [job[0], 0.0, 0, [], 0]
             return envs[slot].reset(seed=int(job[1]))
 
         def act(slots: list[int], frames: np.ndarray) -> np.ndarray:
@@ -187,7 +190,9 @@ class Agent:
             episode[1], episode[2] = episode[1] + reward, episode[2] + 1
             if record:
                 episode[3][-1] += [reward, terminated]
-            over = terminated or truncated or episode[2] >= max_steps
+            episode[4] = episode[4] + 1 if reward < 0 else 0
+            over = (terminated or truncated or episode[2] >= max_steps
+                    or (negative_stop > 0 and episode[4] >= negative_stop))
             if over:
                 recorded: tuple[np.ndarray, ...] = ()
                 if record:
@@ -257,28 +262,31 @@ def task_chunks(items: list, envs: int, workers: int) -> list[tuple]:
 
 
 class RolloutTask(NamedTuple):
-    """What crosses to a worker: one candidate's parameters and the seeds of its episodes."""
+    """What crosses to a worker: the seeds of some episodes and the controller of each."""
 
-    params: np.ndarray  # (num_params,) float32
+    params: np.ndarray  # (num_params,) float32 for all the seeds, or (len(seeds), num_params)
     seeds: tuple[int, ...]
+    negative_stop: int = 0  # see Agent.run_episodes
 
 
 class WorkerEnvs:
     """A worker's environments, made when a task first needs them: at most `limit`, run in lockstep."""
 
-    def __init__(self, name: str, limit: int, doom_resolution: str | None = None) -> None:
-        self.name, self.limit, self.doom_resolution = name, limit, doom_resolution
+    def __init__(self, name: str, limit: int, doom_resolution: str | None = None, backend: str = "gymnasium") -> None:
+        self.name, self.limit, self.doom_resolution, self.backend = name, limit, doom_resolution, backend
         self.envs: list[FrameEnv] = []
 
     def take(self, n: int) -> list[FrameEnv]:
         while len(self.envs) < min(n, self.limit):
-            self.envs.append(make_env(self.name, doom_resolution=self.doom_resolution))
+            self.envs.append(make_env(self.name, doom_resolution=self.doom_resolution, backend=self.backend))
         return self.envs[: min(n, self.limit)]
 
 
-def run_task(agent: Agent, envs: WorkerEnvs, max_steps: int, task: RolloutTask) -> list[float]:
-    episodes = agent.run_episodes(envs.take(len(task.seeds)), task.params, task.seeds, max_steps)
-    return [episode.total_reward for episode in episodes]
+def run_task(agent: Agent, envs: WorkerEnvs, max_steps: int, task: RolloutTask) -> list[tuple[float, int]]:
+    """(return, length) of each of the task's episodes."""
+    episodes = agent.run_episodes(envs.take(len(task.seeds)), task.params, task.seeds, max_steps,
+                                  negative_stop=task.negative_stop)
+    return [(episode.total_reward, episode.length) for episode in episodes]
 
 
 @dataclass
@@ -291,10 +299,11 @@ class RolloutWorker:
     max_steps: int
     mdnrnn_path: Path | None = None  # M's checkpoint, if not the run's (see load_agent)
     envs: int = 1
+    backend: str = "gymnasium"  # CarRacing's engine; scores that are reported always use Gymnasium's
 
-    def __call__(self) -> Callable[[RolloutTask], list[float]]:
+    def __call__(self) -> Callable[[RolloutTask], list[tuple[float, int]]]:
         agent, config = load_agent(Path(self.run_dir), "cpu", self.config, self.mdnrnn_path)
-        envs = WorkerEnvs(config.env, self.envs, config.doom_resolution)
+        envs = WorkerEnvs(config.env, self.envs, config.doom_resolution, self.backend)
         return functools.partial(run_task, agent, envs, self.max_steps)
 
 
@@ -328,4 +337,4 @@ def score(rt: Runtime, params: np.ndarray, seeds: list[int], mdnrnn_path: Path |
         with progress_bar(len(seeds), "evaluate", unit="ep", quiet=rt.quiet) as bar:
             size = len(tasks[0].seeds)
             results = executor.map(tasks, progress=lambda n: bar.advance_to(min(n * size, len(seeds))))
-    return np.array([r for task in results for r in task])
+    return np.array([r for task in results for r, _ in task])

@@ -6,6 +6,7 @@ action space (CarRacing: steer, gas, brake; Doom: one value in [-1, 1]) and run 
 
 from __future__ import annotations
 
+from worldmodels.config import CARRACING_BACKENDS
 from worldmodels.envs.base import FRAME_SHAPE, TASKS, FrameEnv, TaskSpec
 from worldmodels.errors import UserError
 
@@ -16,14 +17,20 @@ def task_spec(name: str) -> TaskSpec:
     return TASKS[name]
 
 
-def make_env(name: str, seed: int | None = None, doom_resolution: str | None = None) -> FrameEnv:
+def make_env(name: str, seed: int | None = None, doom_resolution: str | None = None,
+             backend: str = "gymnasium") -> FrameEnv:
     """A headless real environment by name ('carracing' or 'doom'); `seed` seeds its first reset;
-    `doom_resolution`: what ViZDoom renders at (config `doom_resolution`; None: the scenario's)."""
+    `doom_resolution`: what ViZDoom renders at (config `doom_resolution`; None: the scenario's); `backend`:
+    CarRacing's engine (config `carracing_backend`), Gymnasium's or EnvPool's."""
     task_spec(name)
     if name == "carracing":
-        from worldmodels.envs.carracing import CarRacingEnv
+        from worldmodels.envs.carracing import CarRacingEnv, EnvPoolCarRacingEnv
 
-        env: FrameEnv = CarRacingEnv()
+        if backend not in CARRACING_BACKENDS:
+            raise UserError(f"unknown CarRacing backend {backend!r}; choose one of: {', '.join(CARRACING_BACKENDS)}")
+        if backend == "envpool":
+            require_envpool()
+        env: FrameEnv = EnvPoolCarRacingEnv() if backend == "envpool" else CarRacingEnv()
     else:
         from worldmodels.envs.doom import DoomEnv
 
@@ -32,4 +39,15 @@ def make_env(name: str, seed: int | None = None, doom_resolution: str | None = N
     return env
 
 
-__all__ = ["FRAME_SHAPE", "FrameEnv", "TASKS", "TaskSpec", "make_env", "task_spec"]
+def require_envpool() -> None:
+    """A UserError when the envpool backend is asked for and the package is missing."""
+    try:
+        import envpool  # noqa: F401
+    except ImportError:
+        raise UserError("carracing_backend=envpool needs EnvPool: pip install 'worldmodels[envpool]' "
+                        "(or --set carracing_backend=gymnasium)") from None
+
+
+__all__ = [
+    "CARRACING_BACKENDS", "FRAME_SHAPE", "FrameEnv", "TASKS", "TaskSpec", "make_env", "require_envpool", "task_spec",
+]

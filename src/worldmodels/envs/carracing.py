@@ -7,7 +7,7 @@ steering and gyro bars), resize 84x96 -> 64x64 (aspect squashed). The zoom-in in
 
 from __future__ import annotations
 
-from typing import SupportsFloat
+from typing import Any, SupportsFloat
 
 import numpy as np
 
@@ -43,3 +43,48 @@ class CarRacingEnv(FrameEnv):
 
     def close(self) -> None:
         self.env.close()
+
+
+class EnvPoolCarRacingEnv(FrameEnv):
+    """CarRacing-v3 from EnvPool (a C++ port of Gymnasium's Box2D CarRacing, ~7x faster per step here;
+    BENCHMARKS.md). A training backend (config `carracing_backend`); `evaluate` always scores in Gymnasium.
+
+    A seed draws the same track every time, but not Gymnasium's track for that seed: EnvPool's C++ random
+    generator differs from numpy's, so its tracks are other tracks of the same kind (tests/test_envs.py
+    measures how alike the frames are). EnvPool seeds an env when the pool is made, so each reset makes a
+    pool of one env (under a millisecond). After `terminated` (lap complete or off the playfield) EnvPool would
+    start a new episode on the next step; this env instead repeats the last frame with reward 0, so that
+    collection, which drives on past done, never records frames of another track.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        import envpool
+
+        self.envpool = envpool
+        self.spec = TASKS["carracing"]
+        self.pool: Any = None
+        self.frame: np.ndarray | None = None
+        self.over = False
+
+    def _reset(self, seed: int | None) -> np.ndarray:
+        if seed is None:
+            seed = int(np.random.default_rng().integers(2**31 - 1))
+        # our own step cap ends episodes (FrameEnv.step); EnvPool's must never cut one short
+        self.pool = self.envpool.make("CarRacing-v3", env_type="gymnasium", num_envs=1, num_threads=1,
+                                      seed=int(seed), max_episode_steps=10 * self.spec.max_steps)
+        frames, _ = self.pool.reset()
+        self.frame, self.over = preprocess(frames[0]), False
+        return self.frame
+
+    def _step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool]:
+        if self.over:
+            assert self.frame is not None
+            return self.frame, 0.0, True
+        frames, rewards, terminated, _, _ = self.pool.step(action[None])
+        self.frame, self.over = preprocess(frames[0]), bool(terminated[0])
+        return self.frame, float(rewards[0]), self.over
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()

@@ -136,7 +136,7 @@ class CollectWorker:
             agent, _ = load_agent(Path(self.run_dir), "cpu", self.config)
             low, high = action_bounds(cfg.env)
             policy = AgentPolicy(agent, self.agent_params, self.exploration, low, high, slots=self.envs)
-        envs = WorkerEnvs(cfg.env, self.envs, cfg.doom_resolution)
+        envs = WorkerEnvs(cfg.env, self.envs, cfg.doom_resolution, cfg.carracing_backend)
         return functools.partial(collect_episodes, cfg, envs, policy, Path(self.episodes_dir))
 
 
