@@ -30,6 +30,11 @@ def test_run_smoke_preset_end_to_end(preset, tmp_path):
     for picture in ("vae/reconstructions.png", "vae/loss.png", "mdnrnn/loss.png", "mdnrnn/open_loop.png",
                     "controller/fitness.png"):
         assert (run_dir / picture).stat().st_size > 1000, picture
+    if preset == "carracing-smoke":  # C trained in the real environment: its learning curve, with env steps
+        assert (run_dir / "controller" / "learning_curve.png").stat().st_size > 1000
+        rows = [json.loads(line) for line in (run_dir / "controller" / "metrics.jsonl").read_text().splitlines()]
+        steps = [row["charts/env_steps"] for row in rows]
+        assert 0 < steps[0] < steps[-1] and all(row["charts/minutes"] > 0 for row in rows)
 
     report = json.loads(worldmodels("inspect", str(run_dir), "--json").stdout)
     assert {s["status"] for s in report["stages"].values()} == {"done"}, report["stages"]

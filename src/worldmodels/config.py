@@ -325,9 +325,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
     },
     "carracing-smoke": {
-        "description": "CarRacing end to end in about a minute for tests: tiny budgets, paper model sizes.",
+        "description": "CarRacing end to end in about a minute for tests: tiny budgets, paper model sizes, "
+        "carracing-quick's EnvPool training and early stops, evaluated in Gymnasium.",
         "base": "carracing",
         "overrides": {
+            "carracing_backend": "envpool",
             "collect": {"episodes": 2, "max_frames": 60},
             "vae": {"epochs": 1, "batch_size": 20},
             "mdnrnn": {"epochs": 2, "batch_size": 2, "sequence_length": 60},
@@ -338,6 +340,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "eval_every": 2,
                 "eval_rollouts": 2,
                 "max_steps": 40,
+                "shared_seeds": True,
+                "negative_stop": 20,
             },
             "evaluate": {"episodes": 2},
         },

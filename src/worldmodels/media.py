@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from worldmodels.checkpoint import atomic_write_bytes
 
@@ -38,3 +38,12 @@ def save_gif(path: Path, frames: list[np.ndarray] | np.ndarray, fps: int = 25, s
     buffer = io.BytesIO()
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def caption(frame: np.ndarray, lines: list[str], height: int = 12) -> np.ndarray:
+    """(H, W, 3) uint8 -> the same with a white strip above holding `lines` of text (PIL's default font)."""
+    strip = Image.new("RGB", (frame.shape[1], height * len(lines)), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for i, line in enumerate(lines):
+        draw.text((2, i * height), line, fill=(0, 0, 0))
+    return np.concatenate([np.asarray(strip), frame], axis=0)

@@ -18,7 +18,7 @@ from worldmodels.checkpoint import atomic_write_text
 from worldmodels.config import Config
 from worldmodels.envs import make_env, task_spec
 from worldmodels.errors import UserError
-from worldmodels.media import save_gif
+from worldmodels.media import caption, save_gif
 from worldmodels.rollout import load_agent, score
 from worldmodels.runtime import Runtime
 
@@ -61,8 +61,11 @@ def write_video(rt: Runtime, params: np.ndarray, seed: int, max_steps: int, mdnr
     episode = agent.run_episode(env, params, seed, max_steps, record=True)
     env.close()
     assert episode.frames is not None and episode.reconstructions is not None  # record=True keeps them
+    assert episode.rewards is not None
     gap = np.full((64, 2, 3), 255, np.uint8)
-    frames = [np.concatenate([f, gap, r], axis=1) for f, r in zip(episode.frames, episode.reconstructions)]
+    returns = np.cumsum(episode.rewards)
+    frames = [caption(np.concatenate([f, gap, r], axis=1), ["real      V's recon.", f"t {t:4d}  return {g:6.1f}"])
+              for t, (f, r, g) in enumerate(zip(episode.frames, episode.reconstructions, returns))]
     out = save_gif(rt.run_dir / "eval.gif", frames[::2], fps=25)
     print(f"evaluate: video of seed {seed} ({episode.length} steps, return {episode.total_reward:.1f}) -> {out}")
     return out
