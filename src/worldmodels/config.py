@@ -261,7 +261,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "description": "CarRacing at the paper's model sizes, C on [z, h] in the real environment, budgets for two "
         "hours on a 2-core machine: 200 random-agent episodes, V 1 epoch at lr 1e-3, M 200 steps of 20 whole "
         "episodes, C 32 x 4 rollouts a generation on EnvPool's CarRacing (every candidate on the same 4 tracks, a "
-        "rollout ended after 50 steps without reward) for 40 generations, scored in Gymnasium's CarRacing-v3. "
+        "rollout ended after 50 steps without reward) for 30 generations, scored in Gymnasium's CarRacing-v3. "
         "Needs `pip install 'worldmodels[envpool]'`.",
         "base": "carracing",
         "overrides": {
@@ -281,7 +281,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "rollouts": 4,
                 "shared_seeds": True,
                 "negative_stop": 50,
-                "generations": 40,
+                "generations": 30,
                 "eval_every": 5,
                 "eval_rollouts": 32,
             },

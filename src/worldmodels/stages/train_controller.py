@@ -173,7 +173,9 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
     plot_metrics(out / "metrics.jsonl", out / "fitness.png",
                  ["fitness/best", "fitness/mean", "fitness/worst", "eval/mean"], f"C: CMA-ES in the {c.where}")
     if c.where == "real":
-        plot_learning_curve(out / "metrics.jsonl", out / "learning_curve.png", cfg.env, c.eval_rollouts)
+        where = f"{cfg.carracing_backend}'s CarRacing" if cfg.env == "carracing" else cfg.env
+        plot_learning_curve(out / "metrics.jsonl", out / "learning_curve.png", cfg.env,
+                            f"this run: C's mean over {c.eval_rollouts} episodes in {where}")
     print(f"train-controller: done; best mean {best['score']:.1f} ± {best['std']:.1f} "
           f"(generation {best['generation']}) in {out / BEST}")
     return {**best, "generations": es.generation}
@@ -184,7 +186,7 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
 ORIGINAL_CARRACING = {25: 823.0, 50: 867.0, 200: 880.0, 1800: 900.0}
 
 
-def plot_learning_curve(metrics: Path, out: Path, env: str, eval_rollouts: int) -> None:
+def plot_learning_curve(metrics: Path, out: Path, env: str, label: str) -> None:
     """The distribution mean's real score against minutes and against env steps, as a PNG; for CarRacing with
     the original's scores at its own env steps (64 x 16 x 1,000 a generation) beside it."""
     import io
@@ -200,7 +202,7 @@ def plot_learning_curve(metrics: Path, out: Path, env: str, eval_rollouts: int) 
                            (axes[1], "charts/env_steps", "real env steps (training and evaluations)")):
         xs = [r[key] for r in rows]
         ax.errorbar(xs, [r["eval/mean"] for r in rows], yerr=[r["eval/std"] for r in rows], marker="o",
-                    capsize=3, label=f"this run: mean of C over {eval_rollouts} episodes")
+                    capsize=3, label=label)
         ax.set_xlabel(label)
         ax.set_ylabel("return")
         ax.grid(alpha=0.3)
