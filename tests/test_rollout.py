@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
@@ -132,3 +133,29 @@ def test_task_chunks_cover_every_item_once_in_tasks_of_bounded_size():
         assert [i for task in tasks for i in task] == list(range(n))
         assert {len(task) for task in tasks} == sizes
         assert max(sizes) <= TASK_ENVS_MAX * envs
+
+
+class AsyncActionEcho(ActionEcho):
+    """ActionEcho as an asynchronous env (EnvPool's way): `send` keeps the action, `receive` steps; both must be
+    called from the lockstep's own thread (no stepping thread for asynchronous envs)."""
+
+    asynchronous = True
+
+    def _send(self, action: np.ndarray) -> None:
+        assert threading.current_thread() is threading.main_thread()
+        self.sent = action
+
+    def _receive(self) -> tuple[np.ndarray, float, bool]:
+        assert threading.current_thread() is threading.main_thread()
+        return self._step(self.sent)
+
+
+def test_asynchronous_envs_give_the_returns_of_synchronous_ones():
+    torch.manual_seed(0)
+    spec = ControllerSpec("zh", 8, 32, 3, env="carracing")
+    agent = Agent(ConvVAE(8).eval(), MDNRNN(8, 3, 32).eval(), spec)
+    params = np.random.default_rng(1).normal(0.0, 1.0, spec.num_params).astype(np.float32)
+    seeds = list(range(200, 209))
+    synchronous = agent.run_episodes([ActionEcho(3) for _ in range(4)], params, seeds, 40)
+    asynchronous = agent.run_episodes([AsyncActionEcho(3) for _ in range(4)], params, seeds, 40)
+    assert [(r.total_reward, r.length) for r in asynchronous] == [(r.total_reward, r.length) for r in synchronous]

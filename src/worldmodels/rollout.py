@@ -215,9 +215,10 @@ def lockstep(envs: list[FrameEnv], jobs: deque, begin: Callable[[int, Any], np.n
     returns the actions of those slots, all at once; `after(slot, frame, reward, terminated, truncated)`
     takes a step's outcome and says whether the episode is over, and the env then takes the next job
     (`after` may put a job back at the front, as collection's retries do). The envs form two halves that
-    take turns: while one half's envs step in a thread (ViZDoom and Box2D release the GIL, and so does
-    torch), `act` computes the other half's actions, so the agent costs little wall time beside the
-    environments' own. Only one thread touches the envs at any time.
+    take turns: while one half's envs step, `act` computes the other half's actions, so the agent costs
+    little wall time beside the environments' own. Asynchronous envs (EnvPool) step in their engine's own
+    threads between `send` and `receive`; the others step in one Python thread (ViZDoom and Box2D release
+    the GIL, and so does torch). Only one Python thread touches the envs at any time.
     """
     frames: dict[int, np.ndarray] = {}  # each running slot's latest frame
 
@@ -230,9 +231,18 @@ def lockstep(envs: list[FrameEnv], jobs: deque, begin: Callable[[int, Any], np.n
     def step(slots: list[int], actions: np.ndarray) -> list[tuple[int, tuple]]:
         return [(slot, envs[slot].step(action)) for slot, action in zip(slots, actions)]
 
+    def start(slots: list[int], actions: np.ndarray) -> Callable[[], list[tuple[int, tuple]]]:
+        """Start the step of `slots`; returns what waits for its outcomes."""
+        if asynchronous:
+            for slot, action in zip(slots, actions):
+                envs[slot].send(action)
+            return lambda: [(slot, envs[slot].receive()) for slot in slots]
+        return stepper.submit(step, slots, actions).result
+
     for slot in range(len(envs)):
         take(slot)
     halves = [range(0, len(envs), 2), range(1, len(envs), 2)]
+    asynchronous = all(env.asynchronous for env in envs)
     stepping = None  # the other half's step, in flight
     with ThreadPoolExecutor(max_workers=1) as stepper:
         while frames or stepping is not None:
@@ -240,11 +250,11 @@ def lockstep(envs: list[FrameEnv], jobs: deque, begin: Callable[[int, Any], np.n
                 slots = [slot for slot in half if slot in frames]
                 actions = act(slots, np.stack([frames[slot] for slot in slots])) if slots else None
                 if stepping is not None:
-                    for slot, (frame, reward, terminated, truncated) in stepping.result():
+                    for slot, (frame, reward, terminated, truncated) in stepping():
                         frames[slot] = frame
                         if after(slot, frame, reward, terminated, truncated):
                             take(slot)
-                stepping = stepper.submit(step, slots, actions) if actions is not None else None  # None iff no slots
+                stepping = start(slots, actions) if actions is not None else None  # None iff no slots
 
 
 TASK_ENVS_MAX = 8  # a task has at most this many times `envs` items

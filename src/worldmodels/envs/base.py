@@ -48,17 +48,31 @@ class FrameEnv:
 
     spec: TaskSpec
     default_seed: int | None = None
+    # True: `send` starts the step in the engine's own threads and `receive` waits for it, so the caller's
+    # thread is free meanwhile (EnvPool); False: the step runs in `receive`.
+    asynchronous = False
 
     def __init__(self) -> None:
         self.steps = 0
+        self.action = np.zeros(0, dtype=np.float32)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         self.steps = 0
         return self._reset(self.default_seed if seed is None else seed)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
-        action = np.asarray(action, dtype=np.float32).reshape(self.spec.action_dim)
-        frame, reward, terminated = self._step(action)
+        self.send(action)
+        return self.receive()
+
+    def send(self, action: np.ndarray) -> None:
+        """Start a step with `action`; `receive` gives its outcome."""
+        self.action = np.asarray(action, dtype=np.float32).reshape(self.spec.action_dim)
+        if self.asynchronous:
+            self._send(self.action)
+
+    def receive(self) -> tuple[np.ndarray, float, bool, bool]:
+        """(frame, reward, terminated, truncated) of the step `send` started."""
+        frame, reward, terminated = self._receive() if self.asynchronous else self._step(self.action)
         self.steps += 1
         return frame, float(reward), bool(terminated), self.steps >= self.spec.max_steps
 
@@ -67,6 +81,12 @@ class FrameEnv:
 
     def _step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool]:
         """(frame, reward, terminated); `step` converts the reward (gymnasium's SupportsFloat) to float."""
+        raise NotImplementedError
+
+    def _send(self, action: np.ndarray) -> None:  # asynchronous envs: start the step
+        raise NotImplementedError
+
+    def _receive(self) -> tuple[np.ndarray, SupportsFloat, bool]:  # asynchronous envs: `_step`'s outcome
         raise NotImplementedError
 
     def close(self) -> None:

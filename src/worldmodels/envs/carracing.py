@@ -55,7 +55,13 @@ class EnvPoolCarRacingEnv(FrameEnv):
     pool of one env (under a millisecond). After `terminated` (lap complete or off the playfield) EnvPool would
     start a new episode on the next step; this env instead repeats the last frame with reward 0, so that
     collection, which drives on past done, never records frames of another track.
+
+    Asynchronous: the pool's C++ thread steps the car while the agent computes other envs' actions. A Python
+    thread calling `step` would wait for the GIL after every step (up to the 5 ms switch interval while the
+    agent's thread runs Python) and ran the agent at about half the speed (BENCHMARKS.md).
     """
+
+    asynchronous = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -77,11 +83,19 @@ class EnvPoolCarRacingEnv(FrameEnv):
         self.frame, self.over = preprocess(frames[0]), False
         return self.frame
 
-    def _step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool]:
+    def _step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool]:  # with asynchronous = False
+        self._send(action)
+        return self._receive()
+
+    def _send(self, action: np.ndarray) -> None:
+        if not self.over:
+            self.pool.send(action[None])
+
+    def _receive(self) -> tuple[np.ndarray, SupportsFloat, bool]:
         if self.over:
             assert self.frame is not None
             return self.frame, 0.0, True
-        frames, rewards, terminated, _, _ = self.pool.step(action[None])
+        frames, rewards, terminated, _, _ = self.pool.recv()
         self.frame, self.over = preprocess(frames[0]), bool(terminated[0])
         return self.frame, float(rewards[0]), self.over
 
