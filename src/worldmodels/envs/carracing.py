@@ -57,8 +57,8 @@ class EnvPoolCarRacingEnv(FrameEnv):
     collection, which drives on past done, never records frames of another track.
 
     Asynchronous: the pool's C++ thread steps the car while the agent computes other envs' actions. A Python
-    thread calling `step` would wait for the GIL after every step (up to the 5 ms switch interval while the
-    agent's thread runs Python) and ran the agent at about half the speed (BENCHMARKS.md).
+    thread calling the blocking `step` must win the GIL back after every step, against the agent's thread
+    (BENCHMARKS.md: `benchmarks/carracing_rollouts.py` measures both ways).
     """
 
     asynchronous = True
