@@ -210,6 +210,45 @@ def test_diagnose_flags_the_exploit(tmp_path):
     assert "exploitable" in format_table(report)
 
 
+def test_rank_correlation():
+    from worldmodels.tools.diagnose import rank_correlation
+
+    assert rank_correlation(np.array([1.0, 5.0, 7.0]), np.array([10.0, 20.0, 90.0])) == pytest.approx(1.0)
+    assert rank_correlation(np.array([1.0, 5.0, 7.0]), np.array([3.0, 2.0, 1.0])) == pytest.approx(-1.0)
+    # ties share their mean rank: ranks (0, 1.5, 1.5, 3) against (0, 1, 2, 3)
+    assert rank_correlation(np.array([1.0, 2.0, 2.0, 3.0]), np.arange(4.0)) == pytest.approx(0.9486833)
+    assert rank_correlation(np.ones(4), np.arange(4.0)) == 0.0
+
+
+@pytest.mark.realenv
+def test_diagnose_ranks_perturbed_controllers_in_the_dream_and_the_real_game(tmp_path):
+    from worldmodels.artifacts import controller_spec
+    from worldmodels.config import load_run_config
+    from worldmodels.data.episodes import write_arrays
+    from worldmodels.envs import make_env
+    from worldmodels.rollout import load_agent
+    from worldmodels.seeding import derive_seed
+    from worldmodels.tools.diagnose import NOISE_SCALES, diagnose, format_table
+
+    run_dir = make_dream_run(tmp_path / "run", ["controller.max_steps=60"])
+    config = load_run_config(run_dir)
+    best = np.random.default_rng(3).normal(0.0, 0.1, controller_spec(config).num_params).astype(np.float32)
+    write_arrays(run_dir / "controller" / "best.npz", compress=False, params=best, meta={"generation": 1})
+    report = diagnose(run_dir, episodes=1, device="cpu", controllers=7, rollouts=2)
+    ranks = report["ranks"]
+    assert len(ranks["dream"]) == len(ranks["real"]) == 7 and -1.0 <= ranks["spearman"] <= 1.0
+    assert ranks["noise"][: len(NOISE_SCALES)] == list(NOISE_SCALES)
+    # controller 0 is the run's C itself (noise 0), over the seeds seed and seed + 1 in both worlds
+    seed = derive_seed(config.seed, "diagnose")
+    dream = rollout_population(DreamWorld.from_run(run_dir, torch.device("cpu")), controller_spec(config),
+                               best[None], np.array([[seed, seed + 1]]), config.controller.temperature, 60)
+    assert ranks["dream"][0] == pytest.approx(float(dream.mean()))
+    agent, _ = load_agent(run_dir, "cpu")
+    real = [agent.run_episode(make_env("doom"), best, s, 60).total_reward for s in (seed, seed + 1)]
+    assert ranks["real"][0] == pytest.approx(float(np.mean(real)))
+    assert "rank correlation" in format_table(report)
+
+
 @pytest.mark.realenv
 def test_temperature_table(tmp_path):
     from worldmodels.tools.temperatures import markdown

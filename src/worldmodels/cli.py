@@ -89,11 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     dream.add_argument("--steps", type=int, help="step cap (default: the run's controller.max_steps)")
     dream.add_argument("--seed", type=int, default=0, help="seed of the dream episode")
     dream.add_argument("--device", default="auto", choices=DEVICES)
-    diagnose = command("diagnose", "fixed policies in the dream and in the real game, side by side")
+    diagnose = command("diagnose", "fixed policies in the dream and in the real game, side by side; how well "
+                                     "the dream ranks controllers")
     diagnose.add_argument("run_dir", type=Path)
     diagnose.add_argument("--episodes", type=int, default=20, help="episodes per policy and world")
     diagnose.add_argument("--temperature", type=float, help="dream temperature (default: the run's)")
     diagnose.add_argument("--device", default="auto", choices=DEVICES)
+    diagnose.add_argument("--controllers", type=int, default=30,
+                          help="controllers for the dream/real rank correlation (0: skip it)")
+    diagnose.add_argument("--rollouts", type=int, default=2, help="episodes per controller and world")
     inspect = command("inspect", "what a run directory holds: config and each stage's status")
     inspect.add_argument("run_dir", type=Path)
     inspect.add_argument("--json", action="store_true", help="one JSON object with keys stages and config")
@@ -155,7 +159,11 @@ def cmd_dream(args: argparse.Namespace) -> None:
 def cmd_diagnose(args: argparse.Namespace) -> None:
     if args.episodes < 1:
         raise UserError(f"--episodes {args.episodes}: must be at least 1")
-    print(format_table(diagnose(args.run_dir, args.episodes, args.temperature, args.device)))
+    if args.controllers < 0 or args.rollouts < 1:
+        raise UserError(f"--controllers {args.controllers} --rollouts {args.rollouts}: need controllers >= 0 "
+                        "and rollouts >= 1")
+    print(format_table(diagnose(args.run_dir, args.episodes, args.temperature, args.device, args.controllers,
+                                args.rollouts)))
 
 
 def cmd_temperatures(args: argparse.Namespace) -> None:

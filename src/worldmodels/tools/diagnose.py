@@ -1,9 +1,15 @@
-"""`worldmodels diagnose RUN_DIR`: fixed policies in M's dream and in the real game, side by side.
+"""`worldmodels diagnose RUN_DIR`: fixed policies in M's dream and in the real game, side by side, and how well
+the dream ranks controllers.
 
 If M's dream is faithful, a policy scores about the same in both. When a fixed policy (say, always RIGHT)
 survives far longer in the dream than in the real game, M can be exploited, and a controller trained in
 that dream will learn the exploit instead of the task (the paper's low-temperature rows; the first
 prototype of this project: holding RIGHT survived 981 steps in the dream, 157 in the game).
+
+CMA-ES needs less than equal scores: only that the dream orders controllers as the real environment does.
+With a trained controller, the run's C is perturbed at several noise scales (controllers from good to
+useless), each scored in the dream and in the real environment (the run's training engine), and the
+Spearman rank correlation of the two says how far the dream can be trusted to train C.
 """
 
 from __future__ import annotations
@@ -16,16 +22,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldmodels.artifacts import agent_mdnrnn
+from worldmodels.artifacts import BEST, agent_mdnrnn, controller_dir, controller_spec, load_best
 from worldmodels.checkpoint import atomic_write_text
 from worldmodels.config import Config, load_run_config
 from worldmodels.envs import make_env
-from worldmodels.envs.dream import DreamBatch, DreamWorld
+from worldmodels.envs.dream import DreamBatch, DreamWorld, rollout_population
+from worldmodels.rollout import load_agent
 from worldmodels.runtime import resolve_device
 from worldmodels.seeding import derive_seed
 
 DIAGNOSE_FILE = "diagnose.json"
 GAP_WARNING = 2.0  # dream / real ratio above which a policy is called an exploit
+NOISE_SCALES = (0.0, 0.03, 0.1, 0.3, 1.0)  # the run's C plus Gaussian noise of these sizes: good to useless
+RANK_ENVS = 16  # real environments in lockstep for the controllers' episodes
 
 # name -> function(rng, steps (N,), N) -> actions (N, A); fixed policies need no controller
 Policy = Callable[[np.random.Generator, int], np.ndarray]
@@ -74,8 +83,47 @@ def real_scores(config: Config, policy: Policy, episodes: int, max_steps: int, s
     return np.array(returns)
 
 
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two samples (ties share their mean rank); 0 when either is constant."""
+    def ranks(x: np.ndarray) -> np.ndarray:
+        order = np.argsort(x, kind="stable")
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x), dtype=np.float64)
+        for value in np.unique(x):  # ties: the mean of their ranks
+            r[x == value] = r[x == value].mean()
+        return r
+
+    ra, rb = ranks(np.asarray(a, np.float64)), ranks(np.asarray(b, np.float64))
+    if ra.std() == 0 or rb.std() == 0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def controller_ranks(run_dir: Path, config: Config, world: DreamWorld, temperature: float, controllers: int,
+                     rollouts: int, max_steps: int, seed: int) -> dict[str, Any]:
+    """`controllers` controllers (the run's C plus noise at each of NOISE_SCALES in turn), each over `rollouts`
+    episodes in the dream and in the real environment (the run's `carracing_backend`); their mean returns and
+    the rank correlation between the two."""
+    best, _ = load_best(run_dir, config)
+    rng = np.random.default_rng(seed)
+    scales = np.array([NOISE_SCALES[i % len(NOISE_SCALES)] for i in range(controllers)])
+    params = (best[None] + scales[:, None] * rng.standard_normal((controllers, best.size))).astype(np.float32)
+    seeds = seed + np.arange(controllers * rollouts).reshape(controllers, rollouts)
+    spec = controller_spec(config)
+    dream = rollout_population(world, spec, params, seeds, temperature, max_steps).mean(axis=1)
+    agent, _ = load_agent(run_dir, "cpu", config.to_dict(), agent_mdnrnn(run_dir, config))
+    envs = [make_env(config.env, doom_resolution=config.doom_resolution, backend=config.carracing_backend)
+            for _ in range(min(RANK_ENVS, controllers * rollouts))]
+    episodes = agent.run_episodes(envs, np.repeat(params, rollouts, axis=0), seeds.reshape(-1).tolist(), max_steps)
+    for env in envs:
+        env.close()
+    real = np.array([e.total_reward for e in episodes]).reshape(controllers, rollouts).mean(axis=1)
+    return {"controllers": controllers, "rollouts": rollouts, "noise": scales.tolist(),
+            "dream": dream.tolist(), "real": real.tolist(), "spearman": rank_correlation(dream, real)}
+
+
 def diagnose(run_dir: Path, episodes: int = 20, temperature: float | None = None,
-             device: str = "auto") -> dict[str, Any]:
+             device: str = "auto", controllers: int = 30, rollouts: int = 2) -> dict[str, Any]:
     config = load_run_config(run_dir)
     # the M of the run's controller: after iterative training with iterate.keep=best, that round's
     world = DreamWorld.from_run(run_dir, resolve_device(device), mdnrnn_path=agent_mdnrnn(run_dir, config),
@@ -91,6 +139,8 @@ def diagnose(run_dir: Path, episodes: int = 20, temperature: float | None = None
                      "real_mean": float(real.mean()), "real_std": float(real.std())})
     report = {"temperature": tau, "episodes": episodes, "rows": rows,
               "exploits": [r["policy"] for r in rows if exploitable(r)]}
+    if controllers > 0 and (controller_dir(run_dir, config) / BEST).is_file():
+        report["ranks"] = controller_ranks(run_dir, config, world, tau, controllers, rollouts, max_steps, seed)
     atomic_write_text(Path(run_dir) / DIAGNOSE_FILE, json.dumps(report, indent=2))
     return report
 
@@ -110,4 +160,9 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"warning: {', '.join(report['exploits'])} scores over {GAP_WARNING:g}x more in the dream "
                      "than in the real game; a controller trained in this dream may learn that exploit "
                      "(collect data with the agent: --set iterate.rounds=N, or raise the temperature)")
+    if "ranks" in report:
+        ranks = report["ranks"]
+        lines.append(f"dream/real rank correlation (Spearman) over {ranks['controllers']} controllers (the run's C "
+                     f"plus noise {', '.join(f'{s:g}' for s in NOISE_SCALES)}; {ranks['rollouts']} episodes each): "
+                     f"{ranks['spearman']:.2f}")
     return "\n".join(lines)
