@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import DOOM_EPISODES, kill_group, ok, run_cli, run_driver, sets, start_cli
+from conftest import DOOM_EPISODES, assert_user_error, kill_group, ok, run_cli, run_driver, sets, start_cli
 from worldmodels.data.episodes import episode_length, list_episodes, read_episode
 from worldmodels.seeding import derive_seed
 from worldmodels.tools.inspect import format_report, inspect_run
@@ -163,3 +163,35 @@ def test_driver_memory_does_not_grow_with_the_episodes(doom_run, tmp_path):
     assert extra_bytes > 30e6  # holding the 12 extra episodes' frames would show plainly
     assert growth < 12e6, f"driver peak RSS grew {growth / 1e6:.1f} MB ({maxrss_4} -> {maxrss_16} kB) " \
         f"for {extra_bytes / 1e6:.0f} MB more frames"
+
+
+def test_driven_spreads_the_drivers_share_evenly():
+    from worldmodels.stages.collect import driven
+
+    assert [driven(i, 0.9) for i in range(10)].count(True) == 9
+    assert sum(driven(i, 0.9) for i in range(100)) == 90 and sum(driven(i, 0.25) for i in range(8)) == 2
+    assert not any(driven(i, 0.0) for i in range(10)) and all(driven(i, 1.0) for i in range(10))
+
+
+@pytest.mark.realenv
+def test_a_driver_runs_agent_drives_its_share_of_the_episodes(tmp_path):
+    from dream_fixtures import make_dream_run
+    from worldmodels.artifacts import controller_spec
+    from worldmodels.config import load_run_config
+    from worldmodels.data.episodes import write_arrays
+
+    driver = make_dream_run(tmp_path / "driver")
+    missing = run_cli("collect", "--preset", "doom-smoke", "--run-dir", tmp_path / "run",
+                      *sets("collect.episodes=4", f"collect.driver={driver}"), "--quiet")
+    assert_user_error(missing, "train-controller")  # the driver has no controller yet
+    assert not list_episodes(tmp_path / "run" / "episodes")
+    spec = controller_spec(load_run_config(driver))
+    params = np.random.default_rng(0).normal(0.0, 0.5, spec.num_params).astype(np.float32)
+    write_arrays(driver / "controller" / "best.npz", compress=False, params=params, meta={"generation": 1})
+    ok(run_cli("collect", "--preset", "doom-smoke", "--run-dir", tmp_path / "run", "--force", "--quiet",
+               *sets("collect.episodes=4", f"collect.driver={driver}", "collect.driver_fraction=0.5"),
+               "--executor", "inprocess", "--envs", "2"))
+    policies = [read_episode(p).meta["policy"] for p in list_episodes(tmp_path / "run" / "episodes")]
+    assert policies == ["random", "agent", "random", "agent"]
+    assert_user_error(run_cli("collect", "--preset", "doom-smoke", "--run-dir", tmp_path / "other", "--quiet",
+                              *sets(f"collect.driver={tmp_path / 'nowhere'}")), "not a run directory")

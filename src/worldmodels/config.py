@@ -44,6 +44,15 @@ class CollectConfig:
         0.0, "Doom: fraction of random episodes that hold each action 1..100 frames, so that M sees how a held "
         "action ends (a departure, used by doom-quick; 0 = the original's policy only, docs/faithfulness.md)."
     )
+    driver: str = doc(
+        "", "A run directory of the same environment whose trained controller (with that run's V and M) drives "
+        "a share `driver_fraction` of the episodes, so V and M see driving a random policy never shows (a "
+        "departure for training C in the dream, after Dropout's Dream Land; '' = the random policy only)."
+    )
+    driver_fraction: float = doc(0.9, "Share of the episodes the driver drives (Dropout's Dream Land: 0.9).")
+    driver_exploration: float = doc(
+        0.1, "The driver's chance per step of starting a random action held 1-10 frames (policies.AgentPolicy)."
+    )
 
 
 @dataclass
@@ -488,7 +497,8 @@ def validate(config: Config) -> Config:
         raise UserError("iterate.rounds and iterate.mdnrnn_epochs must be >= 0")
     if config.iterate.temperature < 0:
         raise UserError(f"iterate.temperature={config.iterate.temperature} must be >= 0 (0 = controller.temperature)")
-    for key in ("iterate.exploration", "collect.long_holds", "iterate.abandon"):
+    for key in ("iterate.exploration", "collect.long_holds", "iterate.abandon", "collect.driver_fraction",
+                "collect.driver_exploration"):
         if not 0.0 <= flat[key] <= 1.0:
             raise UserError(f"{key}={flat[key]} must lie in [0, 1]")
     for key in ("mdnrnn.input_dropout", "mdnrnn.recurrent_dropout", "controller.dream_dropout"):

@@ -1,4 +1,5 @@
-"""`worldmodels collect`: random-policy episodes from the real environment, one file each.
+"""`worldmodels collect`: random-policy episodes from the real environment, one file each (with `collect.driver`,
+a share of them driven by another run's trained agent).
 
 Reads top to bottom: which episodes are missing, a worker per process that runs up to `--envs` environments
 in lockstep, the tasks (chunks of episode indices) spread over the executor, a progress bar. Each episode is
@@ -18,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from worldmodels.artifacts import EPISODES_DIR, missing_episodes
-from worldmodels.config import Config, from_dict
+from worldmodels.artifacts import EPISODES_DIR, agent_mdnrnn, load_best, missing_episodes
+from worldmodels.config import Config, from_dict, load_run_config
 from worldmodels.data.episodes import (
     Episode,
     clean_directory,
@@ -30,8 +31,9 @@ from worldmodels.data.episodes import (
     write_episode,
 )
 from worldmodels.envs import task_spec
+from worldmodels.errors import UserError
 from worldmodels.executors import make_executor
-from worldmodels.logger import progress_bar
+from worldmodels.logger import ProgressBar, progress_bar
 from worldmodels.policies import AgentPolicy, Policy, PolicySlots, make_policy
 from worldmodels.rollout import WorkerEnvs, load_agent, lockstep, task_chunks
 from worldmodels.runtime import Runtime
@@ -115,7 +117,8 @@ class CollectWorker:
     for each.
 
     With `agent_params` the policy is the trained agent of `run_dir` with random exploration (iterative
-    training); otherwise the config's random collection policy.
+    training, or `collect.driver`: then `agent_config` is the driver run's config and `mdnrnn_path` the M its
+    controller was trained with); otherwise the config's random collection policy.
     """
 
     config: dict[str, Any]
@@ -124,6 +127,8 @@ class CollectWorker:
     agent_params: np.ndarray | None = None
     exploration: float = 0.0
     envs: int = 1
+    agent_config: dict[str, Any] | None = None  # default: `config`
+    mdnrnn_path: Path | None = None  # default: run_dir's M
 
     def __call__(self) -> Callable[[tuple[int, ...]], list[int]]:
         cfg = from_dict(self.config)
@@ -133,7 +138,7 @@ class CollectWorker:
                                   for _ in range(self.envs)])
         else:
             assert self.run_dir is not None, "the agent's policy needs run_dir"
-            agent, _ = load_agent(Path(self.run_dir), "cpu", self.config)
+            agent, _ = load_agent(Path(self.run_dir), "cpu", self.agent_config or self.config, self.mdnrnn_path)
             low, high = action_bounds(cfg.env)
             policy = AgentPolicy(agent, self.agent_params, self.exploration, low, high, slots=self.envs)
         envs = WorkerEnvs(cfg.env, self.envs, cfg.doom_resolution, cfg.carracing_backend)
@@ -146,29 +151,65 @@ def action_bounds(env: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([-1.0, 0.0, 0.0], np.float32), np.array([1.0, 1.0, 1.0], np.float32)
 
 
+def driven(index: int, fraction: float) -> bool:
+    """Whether the driver drives episode `index`: `fraction` of every run of consecutive indices, spread evenly
+    (0.9: nine of every ten), so any prefix of the episodes holds that share."""
+    return int((index + 1) * fraction + 1e-9) > int(index * fraction + 1e-9)
+
+
+def driver_worker(cfg: Config, episodes_dir: Path, envs: int) -> CollectWorker:
+    """The collection worker of `collect.driver`: that run's best controller with its V and M."""
+    driver = Path(cfg.collect.driver)
+    if not (driver / "config.yaml").is_file():
+        raise UserError(f"collect.driver={cfg.collect.driver!r} is not a run directory (no config.yaml there)")
+    driver_config = load_run_config(driver)
+    if driver_config.env != cfg.env:
+        raise UserError(f"collect.driver={cfg.collect.driver!r} is a {driver_config.env} run; this run is {cfg.env}")
+    params, _ = load_best(driver, driver_config)
+    return CollectWorker(cfg.to_dict(), str(episodes_dir), str(driver), params, cfg.collect.driver_exploration, envs,
+                         driver_config.to_dict(), agent_mdnrnn(driver, driver_config))
+
+
+def collect_group(rt: Runtime, worker: CollectWorker, items: list[int], bar: ProgressBar, offset: int) -> None:
+    """Episodes `items` collected by `worker`'s policy on the run's executor; `offset`: episodes this call
+    collected before them (the bar's count)."""
+    tasks = task_chunks(items, rt.envs, rt.workers)
+    with make_executor(rt.executor, worker, workers=rt.workers, task_timeout=1800.0,
+                       ray_address=rt.ray_address) as executor:
+        executor.map(tasks, progress=lambda n: bar.advance_to(offset + min(n * len(tasks[0]), len(items))))
+
+
 def run(rt: Runtime, indices: range | None = None, agent_params: np.ndarray | None = None,
         exploration: float = 0.0) -> None:
     """Collect the missing episodes among `indices` (default: 0 .. collect.episodes - 1).
 
-    Iterative training passes the indices of its round and the agent's parameters.
+    Iterative training passes the indices of its round and the agent's parameters. With `collect.driver`,
+    the driver's agent drives its share of the episodes (`driven`) and the random policy the rest.
     """
-    episodes_dir = rt.run_dir / EPISODES_DIR
+    cfg, episodes_dir = rt.config, rt.run_dir / EPISODES_DIR
+    indices = indices or range(cfg.collect.episodes)
+    random_worker = CollectWorker(cfg.to_dict(), str(episodes_dir), str(rt.run_dir), agent_params, exploration,
+                                  rt.envs)
+    use_driver = bool(cfg.collect.driver) and agent_params is None
+    driver = driver_worker(cfg, episodes_dir, rt.envs) if use_driver else None  # checked before anything is written
     episodes_dir.mkdir(parents=True, exist_ok=True)
     clean_directory(episodes_dir)
-    indices = indices or range(rt.config.collect.episodes)
-    todo = missing_episodes(rt.run_dir, rt.config, indices)
+    todo = missing_episodes(rt.run_dir, cfg, indices)
     total = len(indices)
     if not todo:
         print(f"collect: all {total} episodes are in {episodes_dir}")
         return
-    worker = CollectWorker(rt.config.to_dict(), str(episodes_dir), str(rt.run_dir), agent_params, exploration,
-                           rt.envs)
-    tasks = task_chunks(todo, rt.envs, rt.workers)
-    with make_executor(rt.executor, worker, workers=rt.workers, task_timeout=1800.0,
-                       ray_address=rt.ray_address) as executor:
-        with progress_bar(total, "collect", unit="ep", initial=total - len(todo), quiet=rt.quiet) as bar:
-            executor.map(tasks, progress=lambda n: bar.advance_to(min(n * len(tasks[0]), len(todo))))
-    print(f"collect: {total} episodes in {episodes_dir}")
+    share = cfg.collect.driver_fraction if driver is not None else 0.0
+    groups = [(driver, [i for i in todo if driven(i, share)]),
+              (random_worker, [i for i in todo if not driven(i, share)])]
+    done = 0  # episodes collected in this call by the groups before
+    with progress_bar(total, "collect", unit="ep", initial=total - len(todo), quiet=rt.quiet) as bar:
+        for worker, items in groups:
+            if worker is not None and items:
+                collect_group(rt, worker, items, bar, done)
+                done += len(items)
+    print(f"collect: {total} episodes in {episodes_dir}" + (f", {share:.0%} driven by {cfg.collect.driver}"
+                                                           if driver is not None else ""))
 
 
 def status(run_dir: Path, config: Config) -> dict[str, Any]:
