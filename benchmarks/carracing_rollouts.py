@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from worldmodels.artifacts import load_best
+from worldmodels.bench import machine
+from worldmodels.config import load_run_config
 from worldmodels.envs.carracing import EnvPoolCarRacingEnv
 from worldmodels.rollout import RolloutTask, RolloutWorker
 
@@ -46,10 +48,8 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=0.05)
     args = parser.parse_args()
 
-    from worldmodels.config import load_run_config
-
     config = load_run_config(args.run_dir)
-    best = np.load(args.run_dir / "controller" / "best.npz")["params"].astype(np.float32)
+    best = load_best(args.run_dir, config)[0].astype(np.float32)
     rng = np.random.default_rng(0)
     params = best + args.sigma * rng.standard_normal((args.episodes, best.size)).astype(np.float32)
     seeds = tuple(range(1000, 1000 + args.episodes))
@@ -71,11 +71,10 @@ def main() -> None:
             rows.append((f"{mode}, tasks of {size}", f"{steps / seconds:.0f}", f"{steps} steps in {seconds:.1f} s",
                          f"{np.mean(returns):.1f}"))
             print(" | ".join(rows[-1]), flush=True)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU")
+    facts = machine()
     print(f"\nCommand: `python benchmarks/carracing_rollouts.py {' '.join(sys.argv[1:])}`")
-    print(f"Machine: {os.cpu_count()} cores ({cpu}), torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M %Z')}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"Machine: {facts['nproc']} cores ({facts['cpu']}), torch {facts['torch']}; {facts['date']}, "
+          f"load average {facts['load_average']:.1f}")
     print(f"\n| stepping | agent steps/s ({args.workers} workers x {args.envs} envs) | measured | mean return |")
     print("|---|---:|---|---:|")
     for row in rows:

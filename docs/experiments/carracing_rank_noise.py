@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.artifacts import controller_spec
+from worldmodels.artifacts import ES_CHECKPOINT, controller_dir, controller_spec
 from worldmodels.checkpoint import load_checkpoint
 from worldmodels.config import load_run_config
 from worldmodels.es import CMAES
@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_run_config(args.run_dir)
-    state = load_checkpoint(args.run_dir / "controller" / "es.pt", "es")
+    state = load_checkpoint(controller_dir(args.run_dir, config) / ES_CHECKPOINT, "es")
     es = CMAES.from_state_dict(state["es"])
     candidates = es.ask()
     P, R = len(candidates), args.rollouts

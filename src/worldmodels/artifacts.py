@@ -155,6 +155,11 @@ def load_params(directory: Path) -> np.ndarray:
     return read_arrays(directory / BEST, ("params",))["params"]
 
 
+def has_controller(run_dir: Path, config: Config) -> bool:
+    """Whether the run has a trained controller (`controller_dir`'s best.npz)."""
+    return (controller_dir(run_dir, config) / BEST).is_file()
+
+
 def load_best(run_dir: Path, config: Config | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """(params, meta) of the run's controller (`controller_dir`; `config` defaults to the run's)."""
     path = controller_dir(run_dir, config or load_run_config(run_dir)) / BEST
@@ -167,6 +172,6 @@ def load_best(run_dir: Path, config: Config | None = None) -> tuple[np.ndarray, 
 def agent_temperature(run_dir: Path, config: Config) -> float:
     """The dream temperature the run's controller was trained at (a round's may be iterate.temperature), or
     controller.temperature before there is a controller."""
-    if not (controller_dir(run_dir, config) / BEST).is_file():
+    if not has_controller(run_dir, config):
         return config.controller.temperature
     return float(load_best(run_dir, config)[1]["temperature"])

@@ -188,8 +188,7 @@ def run(rt: Runtime, indices: range | None = None, agent_params: np.ndarray | No
     """
     cfg, episodes_dir = rt.config, rt.run_dir / EPISODES_DIR
     indices = indices or range(cfg.collect.episodes)
-    random_worker = CollectWorker(cfg.to_dict(), str(episodes_dir), str(rt.run_dir), agent_params, exploration,
-                                  rt.envs)
+    worker = CollectWorker(cfg.to_dict(), str(episodes_dir), str(rt.run_dir), agent_params, exploration, rt.envs)
     use_driver = bool(cfg.collect.driver) and agent_params is None
     driver = driver_worker(cfg, episodes_dir, rt.envs) if use_driver else None  # checked before anything is written
     episodes_dir.mkdir(parents=True, exist_ok=True)
@@ -199,18 +198,18 @@ def run(rt: Runtime, indices: range | None = None, agent_params: np.ndarray | No
     if not todo:
         print(f"collect: all {total} episodes are in {episodes_dir}")
         return
-    share = cfg.collect.driver_fraction if driver is not None else 0.0
-    groups = [(driver, [i for i in todo if driven(i, share)]),
-              (random_worker, [i for i in todo if not driven(i, share)])]
+    groups = [(worker, todo)]
+    if driver is not None:
+        share = cfg.collect.driver_fraction
+        groups = [(driver, [i for i in todo if driven(i, share)]), (worker, [i for i in todo if not driven(i, share)])]
     done = 0  # episodes collected in this call by the groups before
     with progress_bar(total, "collect", unit="ep", initial=total - len(todo), quiet=rt.quiet) as bar:
-        for worker, items in groups:
-            if worker is not None and items:
-                collect_group(rt, worker, items, bar, done)
+        for group_worker, items in groups:
+            if items:
+                collect_group(rt, group_worker, items, bar, done)
                 done += len(items)
-    print(f"collect: {total} episodes in {episodes_dir}" + (f", {share:.0%} driven by {cfg.collect.driver}"
-                                                           if driver is not None else ""))
-
+    driven_by = f", {cfg.collect.driver_fraction:.0%} driven by {cfg.collect.driver}" if driver is not None else ""
+    print(f"collect: {total} episodes in {episodes_dir}{driven_by}")
 
 def status(run_dir: Path, config: Config) -> dict[str, Any]:
     paths = [p for p in list_episodes(run_dir / EPISODES_DIR) if episode_index(p) < config.collect.episodes]

@@ -22,19 +22,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldmodels.artifacts import BEST, agent_mdnrnn, controller_dir, controller_spec, load_best
+from worldmodels.artifacts import agent_mdnrnn, controller_spec, has_controller, load_best
 from worldmodels.checkpoint import atomic_write_text
 from worldmodels.config import Config, load_run_config
 from worldmodels.envs import make_env
 from worldmodels.envs.dream import DreamBatch, DreamWorld, rollout_population
 from worldmodels.rollout import load_agent
-from worldmodels.runtime import resolve_device
+from worldmodels.runtime import Runtime, resolve_device
 from worldmodels.seeding import derive_seed
 
 DIAGNOSE_FILE = "diagnose.json"
 GAP_WARNING = 2.0  # dream / real ratio above which a policy is called an exploit
 NOISE_SCALES = (0.0, 0.03, 0.1, 0.3, 1.0)  # the run's C plus Gaussian noise of these sizes: good to useless
-RANK_ENVS = 16  # real environments in lockstep for the controllers' episodes
 
 # name -> function(rng, steps (N,), N) -> actions (N, A); fixed policies need no controller
 Policy = Callable[[np.random.Generator, int], np.ndarray]
@@ -113,7 +112,7 @@ def controller_ranks(run_dir: Path, config: Config, world: DreamWorld, temperatu
     dream = rollout_population(world, spec, params, seeds, temperature, max_steps).mean(axis=1)
     agent, _ = load_agent(run_dir, "cpu", config.to_dict(), agent_mdnrnn(run_dir, config))
     envs = [make_env(config.env, doom_resolution=config.doom_resolution, backend=config.carracing_backend)
-            for _ in range(min(RANK_ENVS, controllers * rollouts))]
+            for _ in range(min(Runtime.envs, controllers * rollouts))]  # a rollout worker's lockstep width
     episodes = agent.run_episodes(envs, np.repeat(params, rollouts, axis=0), seeds.reshape(-1).tolist(), max_steps)
     for env in envs:
         env.close()
@@ -139,7 +138,7 @@ def diagnose(run_dir: Path, episodes: int = 20, temperature: float | None = None
                      "real_mean": float(real.mean()), "real_std": float(real.std())})
     report = {"temperature": tau, "episodes": episodes, "rows": rows,
               "exploits": [r["policy"] for r in rows if exploitable(r)]}
-    if controllers > 0 and (controller_dir(run_dir, config) / BEST).is_file():
+    if controllers > 0 and has_controller(run_dir, config):
         report["ranks"] = controller_ranks(run_dir, config, world, tau, controllers, rollouts, max_steps, seed)
     atomic_write_text(Path(run_dir) / DIAGNOSE_FILE, json.dumps(report, indent=2))
     return report
