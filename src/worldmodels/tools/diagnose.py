@@ -66,7 +66,8 @@ def dream_scores(world: DreamWorld, policy: Policy, episodes: int, temperature: 
 
 
 def real_scores(config: Config, policy: Policy, episodes: int, max_steps: int, seed: int) -> np.ndarray:
-    env = make_env(config.env, doom_resolution=config.doom_resolution)
+    # the engine C is trained on (CarRacing's carracing_backend), as the rank correlation below
+    env = make_env(config.env, doom_resolution=config.doom_resolution, backend=config.carracing_backend)
     rng = np.random.default_rng(seed)
     returns = []
     for i in range(episodes):
