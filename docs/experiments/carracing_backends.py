@@ -1,12 +1,13 @@
 """One CarRacing controller scored in Gymnasium's and in EnvPool's CarRacing-v3 over the same seeds, side by side.
 
     python docs/experiments/carracing_backends.py RUN_DIR [--seed 10000] [--episodes 100] [--workers 2]
-        [--gymnasium-from RUN_DIR/eval.json]
+        [--gymnasium-from RUN_DIR/eval.json] [--backends gymnasium,envpool]
 
 The run's best C (with the M it was trained with), whole episodes (no early stop), each backend on its own
 process pool. A seed draws another track in each backend (their random generators differ), so the two columns
 are two samples of tracks of the same kind; their means should agree within their noise if EnvPool is a faithful
-training stand-in. Prints mean ± std, the standard error of the difference, and both wall times.
+training stand-in. Prints mean ± std, the standard error of the difference, and both wall times. `--backends
+envpool` scores on EnvPool alone: a quick real score of any run's controller (one trained in the dream, say).
 """
 
 from __future__ import annotations
@@ -44,18 +45,22 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=16)
     parser.add_argument("--gymnasium-from", type=Path, default=None,
                         help="take Gymnasium's returns from an `evaluate` output (eval.json) of the same seeds")
+    parser.add_argument("--backends", default="gymnasium,envpool", help="the engines to score on, comma-separated")
     args = parser.parse_args()
+    backends = args.backends.split(",")
     seeds = list(range(args.seed, args.seed + args.episodes))
     rows = {}
     if args.gymnasium_from:
         result = json.loads(args.gymnasium_from.read_text())
         assert result["seeds"] == seeds, f"{args.gymnasium_from} holds other seeds"
         rows["gymnasium"] = (np.array(result["returns"]), result["seconds"])
-    for backend in ("gymnasium", "envpool"):
+    for backend in backends:
         rows.setdefault(backend, scores(args.run_dir, backend, seeds, args.workers, args.envs))
     for backend, (returns, seconds) in rows.items():
         print(f"{backend:>9}: {returns.mean():7.1f} ± {returns.std():5.1f} over {len(returns)} episodes "
               f"(seeds {seeds[0]}-{seeds[-1]}), {seconds / 60:.1f} min")
+    if len(rows) < 2:
+        return
     (a, _), (b, _) = rows["gymnasium"], rows["envpool"]
     error = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
     print(f"difference {b.mean() - a.mean():+.1f} (standard error {error:.1f})")

@@ -250,6 +250,16 @@ def test_mdnrnn_loss_terms() -> None:
     torch.testing.assert_close(only_z.loss, result.z)
 
 
+def test_reward_optimism_weights_only_over_predictions() -> None:
+    shape = (1, 2, 1, 1)
+    out = MDNOutput(torch.zeros(shape), torch.zeros(shape), torch.zeros(shape), None, torch.tensor([[1.0, -1.0]]))
+    target_z, target_reward = torch.zeros(1, 2, 1), torch.zeros(1, 2)  # one step over-predicted, one under
+    plain = mdnrnn_loss(out, target_z, target_reward=target_reward)
+    pessimist = mdnrnn_loss(out, target_z, target_reward=target_reward, reward_optimism=5.0)
+    torch.testing.assert_close(plain.reward, torch.tensor(1.0))
+    torch.testing.assert_close(pessimist.reward, torch.tensor((5.0 + 1.0) / 2))
+
+
 def test_masked_steps_do_not_count_in_the_done_and_reward_terms() -> None:
     torch.manual_seed(0)
     shape = (1, 4, 2, 5)

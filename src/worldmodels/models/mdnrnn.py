@@ -284,6 +284,7 @@ def mdnrnn_loss(
     target_reward: Tensor | None = None,
     restart_factor: float = 10.0,
     target_mask: Tensor | None = None,
+    reward_optimism: float = 1.0,
 ) -> MDNLoss:
     """z mixture NLL + weighted done BCE + reward MSE.
 
@@ -299,6 +300,9 @@ def mdnrnn_loss(
         target_reward: (...,) rewards r_{t+1}.
         restart_factor: weight of positive done targets.
         target_mask: (...,) float {0, 1}, the steps whose done and reward targets count; None = all.
+        reward_optimism: weight of the reward's squared error where M predicts more than the target (1: plain
+            MSE). Above 1 M learns to under-promise, and a controller gains less in the dream by steering M
+            into states it over-rates (`mdnrnn.reward_optimism`).
 
     Returns:
         MDNLoss(loss, z, done, reward).
@@ -316,7 +320,9 @@ def mdnrnn_loss(
         loss = loss + done_loss
     reward_loss = None
     if out.reward is not None and target_reward is not None:
-        reward_loss = _masked_mean((out.reward - target_reward.to(out.reward.dtype)) ** 2, target_mask)
+        error = out.reward - target_reward.to(out.reward.dtype)
+        squared = error**2 if reward_optimism == 1.0 else torch.where(error > 0, reward_optimism, 1.0) * error**2
+        reward_loss = _masked_mean(squared, target_mask)
         loss = loss + reward_loss
     return MDNLoss(loss=loss, z=z_loss, done=done_loss, reward=reward_loss)
 

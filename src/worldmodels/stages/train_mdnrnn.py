@@ -90,11 +90,11 @@ def steps_per_epoch(config: Config, lengths: np.ndarray) -> int:
 
 def train_step(model: MDNRNN, batch: Sequences, state: State | None, generator: torch.Generator,
                device: torch.device | str, restart_factor: float, precision: str = "float32",
-               dropout: tuple[float, float] = (0.0, 0.0)) -> tuple[MDNLoss, State]:
+               dropout: tuple[float, float] = (0.0, 0.0), reward_optimism: float = 1.0) -> tuple[MDNLoss, State]:
     """Teacher-forced step on one batch; returns (losses, final state). Under `precision` 'bfloat16' the
     forward's products run in bf16; the outputs, the carried state and the loss are fp32. `dropout`: the
     rates on M's z input and recurrent h (`mdnrnn.input_dropout`, `mdnrnn.recurrent_dropout`), a mask per
-    sequence of the batch."""
+    sequence of the batch. `reward_optimism`: see `mdnrnn_loss`."""
     t = {k: torch.from_numpy(v).to(device) for k, v in batch._asdict().items() if v is not None}
     # z resampled from V's statistics every batch (docs/faithfulness.md#m)
     eps = torch.randn(t["mu"].shape, generator=generator).to(device)
@@ -110,7 +110,8 @@ def train_step(model: MDNRNN, batch: Sequences, state: State | None, generator: 
         out = type(out)(*(None if x is None else x.float() for x in out))
         h, c = state
         state = h.float(), c.float()
-    losses = mdnrnn_loss(out, z[:, 1:], t["done_target"], t["reward"][:, :-1], restart_factor, t.get("head_mask"))
+    losses = mdnrnn_loss(out, z[:, 1:], t["done_target"], t["reward"][:, :-1], restart_factor, t.get("head_mask"),
+                         reward_optimism)
     return losses, state
 
 
@@ -168,7 +169,7 @@ def run(rt: Runtime, episodes: int | None = None, epochs: int | None = None, pat
                     group["lr"] = lr
                 generator = torch.Generator().manual_seed(derive_seed(cfg.seed, "mdnrnn-z", step))
                 losses, state = train_step(model, batch, state, generator, device, m.restart_factor,
-                                           m.precision, (m.input_dropout, m.recurrent_dropout))
+                                           m.precision, (m.input_dropout, m.recurrent_dropout), m.reward_optimism)
                 optimizer.zero_grad(set_to_none=True)
                 losses.loss.backward()
                 torch.nn.utils.clip_grad_value_(model.parameters(), m.grad_clip)

@@ -49,6 +49,7 @@ def fixed_policies(env: str) -> dict[str, Policy]:
         }
     return {
         "straight ahead": lambda rng, n: np.tile(np.array([[0.0, 0.5, 0.0]], np.float32), (n, 1)),
+        "standing still": lambda rng, n: np.zeros((n, 3), np.float32),  # -0.1 a step on the real track
         "random": lambda rng, n: np.concatenate(
             [rng.uniform(-1, 1, (n, 1)), rng.uniform(0, 1, (n, 2))], axis=1).astype(np.float32),
     }
