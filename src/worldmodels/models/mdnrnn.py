@@ -321,8 +321,7 @@ def mdnrnn_loss(
     reward_loss = None
     if out.reward is not None and target_reward is not None:
         error = out.reward - target_reward.to(out.reward.dtype)
-        squared = error**2 if reward_optimism == 1.0 else torch.where(error > 0, reward_optimism, 1.0) * error**2
-        reward_loss = _masked_mean(squared, target_mask)
+        reward_loss = _masked_mean(torch.where(error > 0, reward_optimism, 1.0) * error**2, target_mask)
         loss = loss + reward_loss
     return MDNLoss(loss=loss, z=z_loss, done=done_loss, reward=reward_loss)
 

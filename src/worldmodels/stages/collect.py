@@ -211,6 +211,7 @@ def run(rt: Runtime, indices: range | None = None, agent_params: np.ndarray | No
     driven_by = f", {cfg.collect.driver_fraction:.0%} driven by {cfg.collect.driver}" if driver is not None else ""
     print(f"collect: {total} episodes in {episodes_dir}{driven_by}")
 
+
 def status(run_dir: Path, config: Config) -> dict[str, Any]:
     paths = [p for p in list_episodes(run_dir / EPISODES_DIR) if episode_index(p) < config.collect.episodes]
     frames = sum(episode_length(p) for p in paths)

@@ -25,7 +25,7 @@ import torch
 from worldmodels.artifacts import agent_mdnrnn, controller_spec, has_controller, load_best
 from worldmodels.checkpoint import atomic_write_text
 from worldmodels.config import Config, load_run_config
-from worldmodels.envs import make_env
+from worldmodels.envs import FrameEnv, make_env
 from worldmodels.envs.dream import DreamBatch, DreamWorld, rollout_population
 from worldmodels.rollout import load_agent
 from worldmodels.runtime import Runtime, resolve_device
@@ -66,9 +66,13 @@ def dream_scores(world: DreamWorld, policy: Policy, episodes: int, temperature: 
     return batch.returns.cpu().numpy()
 
 
+def real_env(config: Config) -> FrameEnv:
+    """The real environment C trains on (CarRacing: the run's `carracing_backend`)."""
+    return make_env(config.env, doom_resolution=config.doom_resolution, backend=config.carracing_backend)
+
+
 def real_scores(config: Config, policy: Policy, episodes: int, max_steps: int, seed: int) -> np.ndarray:
-    # the engine C is trained on (CarRacing's carracing_backend), as the rank correlation below
-    env = make_env(config.env, doom_resolution=config.doom_resolution, backend=config.carracing_backend)
+    env = real_env(config)
     rng = np.random.default_rng(seed)
     returns = []
     for i in range(episodes):
@@ -113,8 +117,7 @@ def controller_ranks(run_dir: Path, config: Config, world: DreamWorld, temperatu
     spec = controller_spec(config)
     dream = rollout_population(world, spec, params, seeds, temperature, max_steps).mean(axis=1)
     agent, _ = load_agent(run_dir, "cpu", config.to_dict(), agent_mdnrnn(run_dir, config))
-    envs = [make_env(config.env, doom_resolution=config.doom_resolution, backend=config.carracing_backend)
-            for _ in range(min(Runtime.envs, controllers * rollouts))]  # a rollout worker's lockstep width
+    envs = [real_env(config) for _ in range(min(Runtime.envs, controllers * rollouts))]  # a worker's lockstep width
     episodes = agent.run_episodes(envs, np.repeat(params, rollouts, axis=0), seeds.reshape(-1).tolist(), max_steps)
     for env in envs:
         env.close()
@@ -164,6 +167,6 @@ def format_table(report: dict[str, Any]) -> str:
     if "ranks" in report:
         ranks = report["ranks"]
         lines.append(f"dream/real rank correlation (Spearman) over {ranks['controllers']} controllers (the run's C "
-                     f"plus noise {', '.join(f'{s:g}' for s in NOISE_SCALES)}; {ranks['rollouts']} episodes each): "
-                     f"{ranks['spearman']:.2f}")
+                     f"plus noise {', '.join(f'{s:g}' for s in dict.fromkeys(ranks['noise']))}; {ranks['rollouts']} "
+                     f"episodes each): {ranks['spearman']:.2f}")
     return "\n".join(lines)
