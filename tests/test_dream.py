@@ -16,7 +16,10 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import worldmodels  # noqa: F401  (registers worldmodels/Dream-v0)
+from conftest import assert_user_error
 from dream_fixtures import LATENT, make_dream_run, save_mdnrnn, survival_mdnrnn
+from worldmodels.checkpoint import load_checkpoint
+from worldmodels.data.episodes import write_arrays
 from worldmodels.envs.dream import CounterRandom, DreamBatch, DreamWorld, rollout_population, splitmix64
 from worldmodels.es import CMAES, paired_seeds
 from worldmodels.logger import read_metrics
@@ -168,6 +171,36 @@ def test_train_controller_stops_where_the_population_survives_too_long(tmp_path,
     assert (tmp_path / "stopped" / "best.npz").is_file()
     assert "stopped at generation 1" in capsys.readouterr().out
     assert train_controller.run(rt, out=tmp_path / "stopped", stop_fitness=first)["generations"] == 1
+
+
+def test_train_controller_starts_at_controller_init(tmp_path, capsys):
+    """controller.init: CMA-ES starts at another controller (a run directory's or a best.npz's directory);
+    a missing source or another layout is a one-line error (exit 2) before anything is written."""
+    from worldmodels.artifacts import controller_spec
+    from worldmodels.cli import main
+    from worldmodels.config import load_run_config
+
+    source = make_dream_run(tmp_path / "source")
+    start = np.full(controller_spec(load_run_config(source)).num_params, 3.0, np.float32)
+    write_arrays(source / "controller" / "best.npz", compress=False, params=start, meta={"generation": 1})
+    for init in (source, source / "controller"):
+        run_dir = make_dream_run(tmp_path / f"run-{init.name}", ["controller.generations=1", f"controller.init={init}"])
+        assert main(["train-controller", "--run-dir", str(run_dir), "--device", "cpu", "--quiet"]) == 0
+        assert f"starting from the controller of {init}" in capsys.readouterr().out
+        mean = CMAES.from_state_dict(load_checkpoint(run_dir / "controller" / "es.pt", "es")["es"]).mean
+        assert np.abs(mean - 3.0).max() < 1.0  # one generation from 3.0 at sigma 0.1, far from x0 = 0
+
+    bad = {
+        "missing": (tmp_path / "nowhere", "neither a run directory nor a directory with best.npz"),
+        "layout": (tmp_path / "wide", "has 3 parameters, this run's C has"),
+    }
+    write_arrays(tmp_path / "wide" / "best.npz", compress=False, params=np.zeros(3, np.float32), meta={})
+    for name, (init, fragment) in bad.items():
+        run_dir = make_dream_run(tmp_path / f"bad-{name}", [f"controller.init={init}"])
+        code = main(["train-controller", "--run-dir", str(run_dir), "--device", "cpu"])
+        captured = capsys.readouterr()
+        assert_user_error(subprocess.CompletedProcess([], code, captured.out, captured.err), fragment)
+        assert not (run_dir / "controller").exists()
 
 
 def test_train_controller_resumes_after_sigkill(tmp_path):

@@ -169,6 +169,27 @@ def load_best(run_dir: Path, config: Config | None = None) -> tuple[np.ndarray, 
     return data["params"], data["meta"]
 
 
+def controller_start(config: Config) -> np.ndarray | None:
+    """CMA-ES's starting point from `controller.init` (None: x0 = 0), checked against this run's layout."""
+    source = config.controller.init
+    if not source:
+        return None
+    path = Path(source)
+    if (path / "config.yaml").is_file():
+        params, _ = load_best(path)
+    elif (path / BEST).is_file():
+        params = load_params(path)
+    else:
+        raise UserError(f"controller.init={source!r} is neither a run directory nor a directory with {BEST}: "
+                        "give one, e.g. runs/NAME or runs/NAME/rounds/04")
+    spec = controller_spec(config)
+    if params.shape != (spec.num_params,):
+        raise UserError(f"controller.init={source!r} has {params.size} parameters, this run's C has "
+                        f"{spec.num_params} (mode {spec.mode}, z {spec.latent_dim}, h {spec.hidden_size}): start "
+                        "from a controller trained with this run's V and M")
+    return params.astype(np.float64)
+
+
 def agent_temperature(run_dir: Path, config: Config) -> float:
     """The dream temperature the run's controller was trained at (a round's may be iterate.temperature), or
     controller.temperature before there is a controller."""

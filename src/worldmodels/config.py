@@ -138,7 +138,13 @@ class ControllerConfig:
         "'z_hidden' (z -> 40 tanh -> action).",
     )
     population_size: int = doc(64, "CMA-ES population (original: 64).")
-    sigma0: float = doc(0.1, "CMA-ES initial step size (original: 0.1), x0 = 0.")
+    sigma0: float = doc(0.1, "CMA-ES initial step size (original: 0.1).")
+    init: str = doc(
+        "", "Start CMA-ES at a trained controller instead of x0 = 0 (the original's): a run directory (its "
+        "controller, as `evaluate` scores it) or a controller directory with best.npz (e.g. RUN/rounds/04). It "
+        "reads [z, h] of this run's V and M, so they must be the ones it was trained with (a departure, for "
+        "fine-tuning a dream-trained C in the real environment; RESULTS.md)."
+    )
     rollouts: int = doc(16, "Episodes per candidate; fitness is their mean (original: 16).")
     generations: int = doc(1800, "CMA-ES generations (original: 1800 for both tasks).")
     eval_every: int = doc(25, "Score the distribution mean every N generations (original: 25).")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldmodels.artifacts import BEST, CONTROLLER_DIR, ES_CHECKPOINT, controller_spec
+from worldmodels.artifacts import BEST, CONTROLLER_DIR, ES_CHECKPOINT, controller_spec, controller_start
 from worldmodels.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
 from worldmodels.config import Config
 from worldmodels.data.episodes import write_arrays
@@ -94,7 +94,8 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
     """Train C; returns the best {score, std, generation} of the distribution mean's evaluations and the
     number of generations run.
 
-    Iterative training calls it for round r >= 1 with the round's directory, budget and a warm start `x0`;
+    The first pass starts at `controller.init`'s controller, if set, else at x0 = 0. Iterative training calls
+    it for round r >= 1 with the round's directory, budget and a warm start `x0`;
     the round also picks fresh rollout seeds. `mdnrnn_path`: another M than the run's (the temperature table
     trains on the M of the run's controller). `stop_fitness`: end early, as if the budget were spent, after
     the first generation whose mean fitness over all candidates reaches it (iterate.abandon).
@@ -116,6 +117,10 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
         spent = state.get("spent", {"env_steps": 0, "seconds": 0.0})
         print(f"train-controller: resuming at generation {es.generation}")
     else:
+        if x0 is None and round_index == 0:  # a round's start is iterate's to choose
+            x0 = controller_start(cfg)
+            if x0 is not None:
+                print(f"train-controller: starting from the controller of {c.init}")
         es = CMAES(spec.num_params, c.population_size, sigma0 or c.sigma0,
                    seed=derive_seed(cfg.seed, "cmaes", round_index), x0=x0)
         best = {"score": -np.inf, "std": 0.0, "generation": 0}
