@@ -127,7 +127,8 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
         spent = {"env_steps": 0, "seconds": 0.0}  # real env steps and seconds of all generations so far
     log = MetricsLog(out / "metrics.jsonl", resume_step=es.generation if es.generation else None)
     eval_seeds = evaluation_seeds(rollout_seed, c.eval_rollouts)
-    print(f"train-controller: C has {spec.num_params} parameters ({spec.mode}), scored in the {c.where}; "
+    place = "dream" if c.where == "dream" else "real environment"
+    print(f"train-controller: C has {spec.num_params} parameters ({spec.mode}), scored in the {place}; "
           f"population {c.population_size} x {c.rollouts} rollouts, {total} generations")
 
     # loop
@@ -176,7 +177,7 @@ def run(rt: Runtime, round_index: int = 0, out: Path | None = None, generations:
 
     # save
     plot_metrics(out / "metrics.jsonl", out / "fitness.png",
-                 ["fitness/best", "fitness/mean", "fitness/worst", "eval/mean"], f"C: CMA-ES in the {c.where}")
+                 ["fitness/best", "fitness/mean", "fitness/worst", "eval/mean"], f"C: CMA-ES in the {place}")
     if c.where == "real":
         where = f"{cfg.carracing_backend}'s CarRacing" if cfg.env == "carracing" else cfg.env
         plot_learning_curve(out / "metrics.jsonl", out / "learning_curve.png", cfg.env,
