@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from worldmodels.artifacts import CONTROLLER_DIR
 from worldmodels.logger import read_metrics
 
 
 def evaluations(run_dir: Path) -> list[dict]:
-    rows = [r for r in read_metrics(run_dir / "controller" / "metrics.jsonl") if "eval/mean" in r]
+    rows = [r for r in read_metrics(run_dir / CONTROLLER_DIR / "metrics.jsonl") if "eval/mean" in r]
     if not rows:
         raise SystemExit(f"{run_dir}: no evaluations in controller/metrics.jsonl (a real-environment C run?)")
     return rows

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from worldmodels.checkpoint import load_checkpoint
-from worldmodels.config import Config, load_run_config
+from worldmodels.config import CONFIG_FILE, Config, load_run_config
 from worldmodels.data.episodes import episode_index, list_episodes, read_arrays
 from worldmodels.envs import task_spec
 from worldmodels.errors import UserError
@@ -175,7 +175,7 @@ def controller_start(config: Config) -> np.ndarray | None:
     if not source:
         return None
     path = Path(source)
-    if (path / "config.yaml").is_file():
+    if (path / CONFIG_FILE).is_file():
         params, _ = load_best(path)
     elif (path / BEST).is_file():
         params = load_params(path)

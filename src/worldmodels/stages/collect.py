@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from worldmodels.artifacts import EPISODES_DIR, agent_mdnrnn, load_best, missing_episodes
-from worldmodels.config import Config, from_dict, load_run_config
+from worldmodels.config import CONFIG_FILE, Config, from_dict, load_run_config
 from worldmodels.data.episodes import (
     Episode,
     clean_directory,
@@ -160,8 +160,8 @@ def driven(index: int, fraction: float) -> bool:
 def driver_worker(cfg: Config, episodes_dir: Path, envs: int) -> CollectWorker:
     """The collection worker of `collect.driver`: that run's best controller with its V and M."""
     driver = Path(cfg.collect.driver)
-    if not (driver / "config.yaml").is_file():
-        raise UserError(f"collect.driver={cfg.collect.driver!r} is not a run directory (no config.yaml there)")
+    if not (driver / CONFIG_FILE).is_file():
+        raise UserError(f"collect.driver={cfg.collect.driver!r} is not a run directory (no {CONFIG_FILE} there)")
     driver_config = load_run_config(driver)
     if driver_config.env != cfg.env:
         raise UserError(f"collect.driver={cfg.collect.driver!r} is a {driver_config.env} run; this run is {cfg.env}")
